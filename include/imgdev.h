@@ -1,0 +1,138 @@
+/*
+ * libimgdev — keep a VM root image on a raw block device.
+ *
+ * Sector 0 of the device carries a header naming the image (magic, version,
+ * SHA-256); the rest is mapped as its own block device through device-mapper.
+ * The on-disk header is byte-compatible with Virtlet's pkg/blockdev.
+ *
+ * Every function that can fail returns 0 (or a documented non-negative value)
+ * on success and a negative errno on failure; the context then holds a
+ * human-readable message (imgdev_ctx_last_error()). The library never prints
+ * and never exits: it reports through the context's log callback.
+ */
+#ifndef IMGDEV_H
+#define IMGDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IMGDEV_HASH_SIZE 32		/* SHA-256 */
+#define IMGDEV_SECTOR_SIZE 512
+#define IMGDEV_DEFAULT_PREFIX "virtlet-dm-"
+#define IMGDEV_DM_UUID_PREFIX "IMGDEV-"
+
+struct imgdev_ctx;
+
+/* Log priorities follow syslog: 3 error, 4 warning, 6 info, 7 debug. */
+typedef void (*imgdev_log_fn)(void *userdata, int priority, const char *msg);
+
+/* The library's version string, e.g. "0.1.0". */
+const char *imgdev_version(void);
+
+/*
+ * Create a context with the defaults: /dev, /sys, prefix "virtlet-dm-",
+ * no log callback. Returns 0 or -ENOMEM.
+ */
+int imgdev_ctx_new(struct imgdev_ctx **ctx);
+/* Free a context; NULL is allowed. */
+void imgdev_ctx_free(struct imgdev_ctx *ctx);
+
+/* Override the /dev root (where mapper/control and device nodes live). 0 or -errno. */
+int imgdev_ctx_set_dev_dir(struct imgdev_ctx *ctx, const char *dir);
+/* Override the /sys root (for <sys>/dev/block/MAJ:MIN/uevent). 0 or -errno. */
+int imgdev_ctx_set_sysfs_dir(struct imgdev_ctx *ctx, const char *dir);
+/* Set the prefix that mapping names must start with. 0 or -errno. */
+int imgdev_ctx_set_prefix(struct imgdev_ctx *ctx, const char *prefix);
+/* Register a log callback; messages above max_priority are dropped. */
+void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
+			int max_priority);
+/* The message for the last failed call on this context ("" if none). */
+const char *imgdev_ctx_last_error(const struct imgdev_ctx *ctx);
+
+/*
+ * Parse an image hash: 64 hex digits, optionally prefixed "sha256:".
+ * Returns 0, or -EINVAL with a message in ctx naming what is wrong.
+ */
+int imgdev_parse_hash(struct imgdev_ctx *ctx, const char *text,
+		      uint8_t hash[IMGDEV_HASH_SIZE]);
+/* Format a hash as "sha256:<64 hex>" into out (at least 72 bytes). */
+void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
+
+/* What sector 0 of a device holds. */
+struct imgdev_header {
+	bool present;			/* the magic is there */
+	uint16_t version;		/* metadata version (1 today) */
+	uint8_t image_hash[IMGDEV_HASH_SIZE];
+	uint64_t data_offset;		/* where the payload starts, in bytes */
+};
+
+/*
+ * Read the header of a block device or regular file.
+ * Returns 0 (header->present tells whether the magic was found) or -errno.
+ */
+int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
+		       struct imgdev_header *header);
+
+/* Results of imgdev_ensure(). */
+#define IMGDEV_MATCHED 0
+#define IMGDEV_WRITTEN 1
+
+/*
+ * Make sector 0 of device name the image with this hash (Virtlet's
+ * EnsureDevHeaderMatches). Returns IMGDEV_MATCHED when the header already
+ * matches (nothing written), IMGDEV_WRITTEN after writing a new version-1
+ * header sector, or -errno (nothing written).
+ */
+int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
+		  const uint8_t hash[IMGDEV_HASH_SIZE]);
+
+/*
+ * Check a mapping name: the prefix, the device-mapper length limit, allowed
+ * characters ([A-Za-z0-9#+-.:=@_]), not "." or "..". 0 or -EINVAL.
+ */
+int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
+
+/*
+ * Map the payload of block device (everything after sector 0) as the
+ * device-mapper device name, after checking that it has room for an image of
+ * image_size bytes. On success *mapped_path is set to a malloc'ed
+ * "<dev>/mapper/NAME". Returns 0 or -errno; nothing is left behind on failure.
+ */
+int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
+	       uint64_t image_size, char **mapped_path);
+
+/*
+ * Remove the mapping name (and the /dev/mapper node), retrying while it is
+ * briefly busy. Returns 0, -ENOENT when there is no such mapping, or -errno.
+ */
+int imgdev_unmap(struct imgdev_ctx *ctx, const char *name);
+
+/* One mapping found by imgdev_list(). */
+struct imgdev_mapping {
+	char *name;
+	char *path;			/* <dev>/mapper/NAME */
+	char *backing;			/* <dev>/DEVNAME of the backing device */
+	unsigned int backing_major;
+	unsigned int backing_minor;
+	uint64_t sectors;		/* size of the mapping */
+	uint8_t image_hash[IMGDEV_HASH_SIZE];
+};
+
+/*
+ * List the image mappings: device-mapper devices whose table is one linear
+ * target at sector 1 of a device whose sector 0 carries the header magic,
+ * sorted by name. Returns the count (>= 0) with *list set (free it with
+ * imgdev_mappings_free), or -errno.
+ */
+int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list);
+void imgdev_mappings_free(struct imgdev_mapping *list, int count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Shared pieces of the imgdev command: the exit statuses, the per-command
+ * entry points, and the helpers that report errors in one format.
+ */
+#ifndef IMGDEV_CLI_H
+#define IMGDEV_CLI_H
+
+#include <stdbool.h>
+
+#include "imgdev.h"
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct cli {
+	struct imgdev_ctx *ctx;
+	const char *command;	/* for messages */
+	int verbose;
+};
+
+/* One subcommand: argv[0] is the command name. Returns an exit status. */
+typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
+
+int cmd_ensure(struct cli *cli, int argc, char **argv);
+int cmd_map(struct cli *cli, int argc, char **argv);
+int cmd_unmap(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_header(struct cli *cli, int argc, char **argv);
+
+/* "imgdev: CMD: <what>" on stderr; returns EXIT_USAGE. */
+int cli_usage_error(struct cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Report the context's last error; returns EXIT_FAIL. */
+int cli_fail(struct cli *cli);
+/* Parse the only options of a simple command (--json, --help); -1 = exit. */
+int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json,
+		     const char *usage, int *status);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * The subcommands of imgdev: each parses its own arguments, calls one
+ * library operation, and prints its result as text or (with --json) as one
+ * JSON document on stdout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+
+/* Report getopt's complaint c about argv in our own words. */
+static int option_error(struct cli *cli, int c, char **argv)
+{
+	if (c == ':')
+		return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
+	return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
+}
+
+int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json,
+		     const char *usage, int *status)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'j' && json) {
+			*json = true;
+		} else if (c == 'h') {
+			printf("Usage: imgdev %s\n", usage);
+			*status = EXIT_OK;
+			return -1;
+		} else {
+			*status = option_error(cli, c == 'j' ? '?' : c, argv);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Require exactly n positional arguments after the options. */
+static int want_args(struct cli *cli, int argc, int n, const char *usage)
+{
+	if (argc - optind == n)
+		return 0;
+	cli_usage_error(cli, "expected %d argument%s, got %d; usage: imgdev %s", n,
+			n == 1 ? "" : "s", argc - optind, usage);
+	return -1;
+}
+
+/* Print a json-c object on stdout and drop it. */
+static void print_json(struct json_object *obj)
+{
+	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						      JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+}
+
+int cmd_ensure(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "ensure DEVICE HASH";
+	uint8_t hash[IMGDEV_HASH_SIZE];
+	int status, rc;
+
+	if (cli_parse_simple(cli, argc, argv, NULL, usage, &status) < 0)
+		return status;
+	if (want_args(cli, argc, 2, usage) < 0)
+		return EXIT_USAGE;
+	if (imgdev_parse_hash(cli->ctx, argv[optind + 1], hash) < 0)
+		return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));
+	rc = imgdev_ensure(cli->ctx, argv[optind], hash);
+	if (rc < 0)
+		return cli_fail(cli);
+	puts(rc == IMGDEV_WRITTEN ? "written" : "matched");
+	return EXIT_OK;
+}
+
+/* Parse a byte count: decimal digits only, no sign, no overflow. */
+static int parse_bytes(const char *text, uint64_t *out)
+{
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(text, &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+int cmd_map(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "map DEVICE NAME --image-size BYTES";
+	static const struct option opts[] = {
+		{ "image-size", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *size_text = NULL;
+	uint64_t size;
+	char *path = NULL;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 's')
+			size_text = optarg;
+		else if (c == 'h')
+			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+		else
+			return option_error(cli, c, argv);
+	}
+	if (want_args(cli, argc, 2, usage) < 0)
+		return EXIT_USAGE;
+	if (!size_text)
+		return cli_usage_error(cli, "--image-size BYTES is required");
+	if (parse_bytes(size_text, &size) < 0)
+		return cli_usage_error(cli, "--image-size \"%s\": not a number of bytes", size_text);
+	if (imgdev_map(cli->ctx, argv[optind], argv[optind + 1], size, &path) < 0)
+		return cli_fail(cli);
+	puts(path);
+	free(path);
+	return EXIT_OK;
+}
+
+int cmd_unmap(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "unmap NAME";
+	int status;
+
+	if (cli_parse_simple(cli, argc, argv, NULL, usage, &status) < 0)
+		return status;
+	if (want_args(cli, argc, 1, usage) < 0)
+		return EXIT_USAGE;
+	if (imgdev_unmap(cli->ctx, argv[optind]) < 0)
+		return cli_fail(cli);
+	return EXIT_OK;
+}
+
+static struct json_object *mapping_json(const struct imgdev_mapping *m)
+{
+	struct json_object *o = json_object_new_object();
+	char hash[72], majmin[32];
+
+	imgdev_format_hash(m->image_hash, hash);
+	snprintf(majmin, sizeof(majmin), "%u:%u", m->backing_major, m->backing_minor);
+	json_object_object_add(o, "name", json_object_new_string(m->name));
+	json_object_object_add(o, "path", json_object_new_string(m->path));
+	json_object_object_add(o, "backing", json_object_new_string(m->backing));
+	json_object_object_add(o, "backing_dev", json_object_new_string(majmin));
+	json_object_object_add(o, "sectors", json_object_new_uint64(m->sectors));
+	json_object_object_add(o, "image_hash", json_object_new_string(hash));
+	return o;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "list [--json]";
+	struct imgdev_mapping *list = NULL;
+	bool json = false;
+	int status, n;
+
+	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+		return status;
+	if (want_args(cli, argc, 0, usage) < 0)
+		return EXIT_USAGE;
+	n = imgdev_list(cli->ctx, &list);
+	if (n < 0)
+		return cli_fail(cli);
+	if (json) {
+		struct json_object *arr = json_object_new_array();
+
+		for (int i = 0; i < n; i++)
+			json_object_array_add(arr, mapping_json(&list[i]));
+		print_json(arr);
+	} else {
+		for (int i = 0; i < n; i++)
+			puts(list[i].name);
+	}
+	imgdev_mappings_free(list, n);
+	return EXIT_OK;
+}
+
+static void header_print_text(const char *device, const struct imgdev_header *h)
+{
+	char hash[72];
+
+	printf("device:      %s\n", device);
+	if (!h->present) {
+		printf("header:      none (no imgdev magic in sector 0)\n");
+		return;
+	}
+	imgdev_format_hash(h->image_hash, hash);
+	printf("header:      present\nversion:     %u\nimage hash:  %s\ndata offset: %" PRIu64 "\n",
+	       h->version, hash, h->data_offset);
+}
+
+static void header_print_json(const char *device, const struct imgdev_header *h)
+{
+	struct json_object *o = json_object_new_object();
+	char hash[72];
+
+	json_object_object_add(o, "device", json_object_new_string(device));
+	json_object_object_add(o, "present", json_object_new_boolean(h->present));
+	if (h->present) {
+		imgdev_format_hash(h->image_hash, hash);
+		json_object_object_add(o, "version", json_object_new_int(h->version));
+		json_object_object_add(o, "image_hash", json_object_new_string(hash));
+		json_object_object_add(o, "data_offset", json_object_new_uint64(h->data_offset));
+	}
+	print_json(o);
+}
+
+int cmd_header(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "header DEVICE [--json]";
+	struct imgdev_header h;
+	bool json = false;
+	int status;
+
+	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+		return status;
+	if (want_args(cli, argc, 1, usage) < 0)
+		return EXIT_USAGE;
+	if (imgdev_header_read(cli->ctx, argv[optind], &h) < 0)
+		return cli_fail(cli);
+	if (json)
+		header_print_json(argv[optind], &h);
+	else
+		header_print_text(argv[optind], &h);
+	return EXIT_OK;
+}

@@ -1,0 +1,155 @@
+/*
+ * Block-device and file access for the header and payload: open with the
+ * checks that keep us off anything that is not a disk or an image file,
+ * size through BLKGETSIZE64 or st_size, and full-length positioned I/O.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blockdev.h"
+#include "header.h"
+#include "internal.h"
+
+static int describe_type_error(struct imgdev_ctx *ctx, const char *path, mode_t mode)
+{
+	const char *what = S_ISDIR(mode)  ? "a directory" :
+			   S_ISCHR(mode)  ? "a character device" :
+			   S_ISFIFO(mode) ? "a FIFO" :
+			   S_ISSOCK(mode) ? "a socket" : "not a regular file";
+
+	return ctx_error(ctx, EINVAL, "%s: is %s; need a block device or an image file",
+			 path, what);
+}
+
+static int bdev_learn_size(struct imgdev_ctx *ctx, struct bdev *bd, const struct stat *st)
+{
+	if (!bd->is_block) {
+		bd->size = (uint64_t)st->st_size;
+		return 0;
+	}
+	if (ioctl(bd->fd, BLKGETSIZE64, &bd->size) < 0)
+		return ctx_error(ctx, errno, "%s: cannot get the device size: %s",
+				 bd->path, strerror(errno));
+	return 0;
+}
+
+int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *bd)
+{
+	char resolved[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	*bd = (struct bdev)BDEV_INIT;
+	if (!realpath(path, resolved))
+		return ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
+	if (stat(resolved, &st) < 0)
+		return ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
+		return describe_type_error(ctx, path, st.st_mode);
+	bd->path = strdup(resolved);
+	if (!bd->path)
+		return ctx_error(ctx, ENOMEM, "%s: out of memory", path);
+	bd->fd = open(resolved, flags | O_CLOEXEC);
+	if (bd->fd < 0) {
+		rc = ctx_error(ctx, errno, "%s: cannot open: %s", path, strerror(errno));
+		goto out;
+	}
+	/* Check again on the open fd: the path may have changed under us. */
+	if (fstat(bd->fd, &st) < 0) {
+		rc = ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+		rc = describe_type_error(ctx, path, st.st_mode);
+		goto out;
+	}
+	bd->is_block = S_ISBLK(st.st_mode);
+	bd->rdev = st.st_rdev;
+	rc = bdev_learn_size(ctx, bd, &st);
+out:
+	if (rc < 0)
+		bdev_close(bd);
+	return rc;
+}
+
+void bdev_close(struct bdev *bd)
+{
+	if (bd->fd >= 0)
+		close(bd->fd);
+	free(bd->path);
+	*bd = (struct bdev)BDEV_INIT;
+}
+
+int bdev_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;	/* end of file before len bytes */
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bdev_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector)
+{
+	int rc;
+
+	if (bd->size < SECTOR_SIZE)
+		return ctx_error(ctx, EINVAL,
+				 "%s: too small to hold a header: %llu bytes, need at least %d",
+				 bd->path, (unsigned long long)bd->size, SECTOR_SIZE);
+	rc = bdev_pread_full(bd->fd, sector, SECTOR_SIZE, 0);
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: cannot read sector 0: %s", bd->path,
+				 strerror(-rc));
+	return 0;
+}
+
+int bdev_write_sector0(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *sector)
+{
+	int rc = bdev_pwrite_full(bd->fd, sector, SECTOR_SIZE, 0);
+
+	if (rc == 0 && fdatasync(bd->fd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: cannot write sector 0: %s", bd->path,
+				 strerror(-rc));
+	return 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * Access to the device that holds an image: open a block device or a regular
+ * file, learn its size, and read or write whole sectors with short transfers
+ * and EINTR handled.
+ */
+#ifndef IMGDEV_BLOCKDEV_H
+#define IMGDEV_BLOCKDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct imgdev_ctx;
+
+struct bdev {
+	int fd;
+	char *path;		/* the resolved path (symlinks followed) */
+	bool is_block;
+	dev_t rdev;		/* for block devices */
+	uint64_t size;		/* bytes */
+};
+
+#define BDEV_INIT { .fd = -1 }
+
+/*
+ * Open path (a block device or a regular file, after following symlinks)
+ * with flags (O_RDONLY or O_RDWR, plus e.g. O_SYNC; O_CLOEXEC is added).
+ * Returns 0 or -errno with a message naming the path.
+ */
+int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *bd);
+/* Close and free; safe on a BDEV_INIT or already-closed struct. */
+void bdev_close(struct bdev *bd);
+
+/* Read exactly len bytes at off; 0, or -EIO on a short file, or -errno. */
+int bdev_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Write exactly len bytes at off; 0 or -errno. */
+int bdev_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Read / write sector 0, with a message in ctx on failure. */
+int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector);
+int bdev_write_sector0(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *sector);
+
+#endif

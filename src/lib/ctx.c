@@ -1,0 +1,128 @@
+/*
+ * The library context: settings (dev and sysfs roots, name prefix, log
+ * callback) and the last error message. Nothing here touches a device.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifndef IMGDEV_VERSION
+#define IMGDEV_VERSION "unknown"
+#endif
+
+const char *imgdev_version(void)
+{
+	return IMGDEV_VERSION;
+}
+
+int imgdev_ctx_new(struct imgdev_ctx **ctx)
+{
+	struct imgdev_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->dev_dir = strdup("/dev");
+	c->sysfs_dir = strdup("/sys");
+	c->prefix = strdup(IMGDEV_DEFAULT_PREFIX);
+	if (!c->dev_dir || !c->sysfs_dir || !c->prefix) {
+		imgdev_ctx_free(c);
+		return -ENOMEM;
+	}
+	*ctx = c;
+	return 0;
+}
+
+void imgdev_ctx_free(struct imgdev_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	free(ctx->dev_dir);
+	free(ctx->sysfs_dir);
+	free(ctx->prefix);
+	free(ctx);
+}
+
+/* Replace *slot by a copy of value; 0 or -errno. */
+static int replace_string(struct imgdev_ctx *ctx, char **slot, const char *value,
+			  const char *what)
+{
+	char *copy;
+
+	if (!value || !*value)
+		return ctx_error(ctx, EINVAL, "%s: must not be empty", what);
+	copy = strdup(value);
+	if (!copy)
+		return ctx_error(ctx, ENOMEM, "%s: out of memory", what);
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+int imgdev_ctx_set_dev_dir(struct imgdev_ctx *ctx, const char *dir)
+{
+	return replace_string(ctx, &ctx->dev_dir, dir, "dev directory");
+}
+
+int imgdev_ctx_set_sysfs_dir(struct imgdev_ctx *ctx, const char *dir)
+{
+	return replace_string(ctx, &ctx->sysfs_dir, dir, "sysfs directory");
+}
+
+int imgdev_ctx_set_prefix(struct imgdev_ctx *ctx, const char *prefix)
+{
+	return replace_string(ctx, &ctx->prefix, prefix, "name prefix");
+}
+
+void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
+			int max_priority)
+{
+	ctx->log_fn = fn;
+	ctx->log_data = userdata;
+	ctx->log_max = max_priority;
+}
+
+const char *imgdev_ctx_last_error(const struct imgdev_ctx *ctx)
+{
+	return ctx->errmsg;
+}
+
+int ctx_error(struct imgdev_ctx *ctx, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+	va_end(ap);
+	ctx_log(ctx, LOGP_DEBUG, "error: %s", ctx->errmsg);
+	return err > 0 ? -err : err;
+}
+
+void ctx_log(struct imgdev_ctx *ctx, int priority, const char *fmt, ...)
+{
+	char msg[IMGDEV_ERRMSG_MAX];
+	va_list ap;
+
+	if (!ctx->log_fn || priority > ctx->log_max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctx->log_fn(ctx->log_data, priority, msg);
+}
+
+char *path_join(const char *dir, const char *name)
+{
+	size_t dlen = strlen(dir);
+	char *out;
+
+	while (dlen > 1 && dir[dlen - 1] == '/')
+		dlen--;
+	while (*name == '/')
+		name++;
+	if (asprintf(&out, "%.*s/%s", (int)dlen, dir, name) < 0)
+		return NULL;
+	return out;
+}

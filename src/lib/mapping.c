@@ -1,0 +1,138 @@
+/*
+ * Recognising image mappings (see mapping.h): the table must be one linear
+ * target starting at sector 1 of its backing device, and that device's
+ * sector 0 must carry our magic — whoever made the mapping, Virtlet included.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockdev.h"
+#include "header.h"
+#include "internal.h"
+#include "mapping.h"
+#include "parse.h"
+
+#define UEVENT_MAX 4096
+
+int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min,
+			 char **path)
+{
+	char rel[64], text[UEVENT_MAX], devname[256];
+	char *uevent;
+	ssize_t n;
+	int fd, rc;
+
+	snprintf(rel, sizeof(rel), "dev/block/%u:%u/uevent", maj, min);
+	uevent = path_join(ctx->sysfs_dir, rel);
+	if (!uevent)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	fd = open(uevent, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = ctx_error(ctx, errno, "%s: %s", uevent, strerror(errno));
+		goto out;
+	}
+	n = read(fd, text, sizeof(text));
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc < 0) {
+		rc = ctx_error(ctx, rc, "%s: %s", uevent, strerror(-rc));
+		goto out;
+	}
+	rc = parse_uevent_devname(text, (size_t)n, devname, sizeof(devname));
+	if (rc < 0) {
+		rc = ctx_error(ctx, rc, "%s: %s", uevent,
+			       rc == -ENOENT ? "no DEVNAME" : "DEVNAME is not a safe device name");
+		goto out;
+	}
+	*path = path_join(ctx->dev_dir, devname);
+	if (!*path)
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+out:
+	free(uevent);
+	return rc;
+}
+
+/* Read the header magic and hash at sector 0 of path; 1 ours, 0 not, <0 error. */
+static int backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *h)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct bdev bd;
+	int rc = bdev_open(ctx, path, O_RDONLY, &bd);
+
+	if (rc < 0)
+		return rc;
+	rc = bdev_read_sector0(ctx, &bd, sector);
+	bdev_close(&bd);
+	if (rc < 0)
+		return rc;
+	hdr_decode(sector, sizeof(sector), h);
+	return hdr_has_magic(h);
+}
+
+static int mapping_fill(struct imgdev_ctx *ctx, const char *name, const char *backing,
+			const struct dmctl_target *t, const struct hdr *h,
+			struct imgdev_mapping *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = strdup(name);
+	out->path = path_join(ctx->dev_dir, "mapper");
+	out->backing = strdup(backing);
+	if (out->path) {
+		char *full = path_join(out->path, name);
+
+		free(out->path);
+		out->path = full;
+	}
+	if (!out->name || !out->path || !out->backing) {
+		mapping_clear(out);
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	out->sectors = t->length;
+	memcpy(out->image_hash, h->image_hash, IMGDEV_HASH_SIZE);
+	return 1;
+}
+
+int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
+		    const struct dmctl_target *t, struct imgdev_mapping *out)
+{
+	unsigned int maj, min;
+	uint64_t offset;
+	char *backing = NULL;
+	struct hdr h;
+	int rc;
+
+	if (target_count != 1 || strcmp(t->type, "linear") != 0 || t->start != 0 ||
+	    !t->params || parse_linear_params(t->params, &maj, &min, &offset) < 0 ||
+	    offset != SECTOR_SIZE / 512)
+		return 0;
+	rc = mapping_backing_path(ctx, maj, min, &backing);
+	if (rc == 0)
+		rc = backing_header(ctx, backing, &h);
+	if (rc < 0) {
+		ctx_log(ctx, LOGP_WARNING, "%s: skipped: backing device %u:%u: %s", name, maj,
+			min, ctx->errmsg);
+		free(backing);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	if (rc == 1) {
+		rc = mapping_fill(ctx, name, backing, t, &h, out);
+		if (rc == 1) {
+			out->backing_major = maj;
+			out->backing_minor = min;
+		}
+	}
+	free(backing);
+	return rc;
+}
+
+void mapping_clear(struct imgdev_mapping *m)
+{
+	free(m->name);
+	free(m->path);
+	free(m->backing);
+	memset(m, 0, sizeof(*m));
+}

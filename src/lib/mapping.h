@@ -1,0 +1,34 @@
+/*
+ * Deciding whether a device-mapper device is an image mapping, from its
+ * table and the header on its backing device (found through sysfs).
+ * Separate from the ioctls so that a fake /dev + /sys tree can test it.
+ */
+#ifndef IMGDEV_MAPPING_H
+#define IMGDEV_MAPPING_H
+
+#include <sys/types.h>
+
+#include "dmctl.h"
+#include "imgdev.h"
+
+/*
+ * <dev>/DEVNAME for the block device maj:min, from
+ * <sys>/dev/block/MAJ:MIN/uevent. 0 with *path malloc'ed, or -errno.
+ */
+int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min,
+			 char **path);
+
+/*
+ * Whether the device `name`, whose table has target_count targets and first
+ * target t, is an image mapping: exactly one linear target at sector 0,
+ * mapping sector 1 of a device whose sector 0 has the header magic. Returns
+ * 1 with *out filled (free its strings), 0 when it is not one (a backing
+ * device that cannot be resolved or read is logged as a warning), or -ENOMEM.
+ */
+int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
+		    const struct dmctl_target *t, struct imgdev_mapping *out);
+
+/* Free the strings of one mapping. */
+void mapping_clear(struct imgdev_mapping *m);
+
+#endif

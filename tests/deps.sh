@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a step needs, only those missing, only as root.
+# Usage: tests/deps.sh build|test|bench|demo   (idempotent; a no-op when all present)
+set -euo pipefail
+
+build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev)
+test=("${build[@]}" user-mode-linux busybox-static dmsetup util-linux e2fsprogs xxd valgrind)
+bench=("${test[@]}" qemu-utils hyperfine)
+demo=("${build[@]}" util-linux e2fsprogs)
+
+case "${1:-build}" in
+build) want=("${build[@]}") ;;
+test) want=("${test[@]}") ;;
+bench) want=("${bench[@]}") ;;
+demo) want=("${demo[@]}") ;;
+*) echo "usage: $0 build|test|bench|demo" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

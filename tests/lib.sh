@@ -1,0 +1,67 @@
+# Shared helpers for the shell tests (sourced). A test reads as a sentence:
+#   expect 'ensure on a fresh file writes the header' '
+#       run_imgdev ensure "$disk" "$HASH_A" && [ "$out" = written ]'
+# Each file ends with `finish`, which prints "N passed, N failed" and sets the
+# exit status. IMGDEV points at the binary under test (default build/imgdev).
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+IMGDEV=${IMGDEV:-$top/build/imgdev}
+passed=0
+failed=0
+skipped=0
+failures=()
+
+# expect DESCRIPTION SCRIPT: run SCRIPT in a subshell with errexit; count it.
+expect() {
+	local desc=$1 script=$2 log status
+	log=$(mktemp)
+	# Not inside an `if`: there errexit would be ignored in the subshell.
+	(set -e; eval "$script") >"$log" 2>&1
+	status=$?
+	if [ "$status" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - $desc"
+	else
+		failed=$((failed + 1))
+		failures+=("$desc")
+		echo "not ok - $desc"
+		sed 's/^/#   /' "$log"
+	fi
+	rm -f "$log"
+}
+
+skip() {
+	skipped=$((skipped + 1))
+	echo "ok - $1 # SKIP $2"
+}
+
+# run_imgdev ARGS...: run the binary; sets $out, $err and $rc, never fails.
+run_imgdev() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	rc=0
+	"$IMGDEV" "$@" >"$o" 2>"$e" || rc=$?
+	out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+}
+
+# Assertions that say what they saw when they fail.
+assert_eq() {
+	[ "$1" = "$2" ] || { echo "expected [$2], got [$1]${3:+ ($3)}"; return 1; }
+}
+assert_contains() {
+	case "$1" in *"$2"*) return 0 ;; esac
+	echo "expected [$1] to contain [$2]"
+	return 1
+}
+assert_rc() {
+	[ "$rc" = "$1" ] || { echo "exit status $rc, expected $1; stdout [$out] stderr [$err]"; return 1; }
+}
+
+# sector0_hex FILE: the first 512 bytes as one hex string.
+sector0_hex() { head -c 512 "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
+finish() {
+	echo "${0##*/}: $passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test suite: unit tests in the normal and the sanitizer build,
+# host tests against both binaries, and the kernel tests in user-mode Linux.
+# Ends with one line "N passed, N failed" over all suites.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+total_pass=0
+total_fail=0
+count() { # count NAME STATUS
+	if [ "$2" -eq 0 ]; then total_pass=$((total_pass + 1)); echo "== $1: ok"
+	else total_fail=$((total_fail + 1)); echo "== $1: FAILED (status $2)"; fi
+}
+
+run_suite() { # run_suite NAME COMMAND...
+	echo "== $1"
+	"${@:2}"
+	count "$1" $?
+}
+
+[ -f build/build.ninja ] || meson setup build >/dev/null
+[ -f build-asan/build.ninja ] ||
+	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+run_suite "build" ninja -C build
+run_suite "build (sanitizers)" ninja -C build-asan
+run_suite "unit" meson test -C build --print-errorlogs
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite "unit (sanitizers)" meson test -C build-asan --print-errorlogs
+
+for t in tests/host/test_*.sh; do
+	run_suite "host ${t##*/}" "$t"
+	IMGDEV=$PWD/build-asan/imgdev run_suite "host ${t##*/} (sanitizers)" "$t"
+done
+for t in tests/kernel/test_*.sh; do
+	[ -e "$t" ] || continue
+	run_suite "kernel ${t##*/}" "$t"
+done
+
+echo
+echo "suites: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
