@@ -178,7 +178,8 @@ int dmctl_create_linear(struct imgdev_ctx *ctx, int fd, const char *name,
 	int rc;
 
 	rc = dmctl_create_device(fd, name, uuid, dev);
-	if (rc == -EEXIST)
+	/* The kernel answers EBUSY when the name or the uuid is taken. */
+	if (rc == -EEXIST || rc == -EBUSY)
 		return ctx_error(ctx, EEXIST,
 				 "%s: a device-mapper device with this name (or uuid %s) already exists",
 				 name, uuid);

@@ -44,6 +44,9 @@ mount_fs devtmpfs /dev
 mount_fs devpts /dev/pts
 mount_fs tmpfs /dev/shm mode=1777
 mount_fs tmpfs /run mode=755
+# devtmpfs lacks the /dev/fd links that bash process substitution needs.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for i in 0:stdin 1:stdout 2:stderr; do [ -e /dev/${i#*:} ] || ln -s /proc/self/fd/${i%%:*} /dev/${i#*:}; done
 
 rd=${UMLRUN_DIR:-}
 if [ -z "$rd" ] || [ ! -f "$rd/env.sh" ]; then

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Kernel tests, run inside user-mode Linux (see test_dm.sh): drive the imgdev
+# binary against the real device-mapper over ubd disks /dev/ubdb../dev/ubde,
+# and compare what it did with dmsetup's view of the kernel.
+. "$(dirname "$0")/../lib.sh"
+
+work=$(mktemp -d)
+HEX_A=$(printf a | sha256sum | cut -c1-64)
+HEX_B=$(printf b | sha256sum | cut -c1-64)
+devno() { cat "/sys/block/${1#/dev/}/dev"; }
+sectors() { blockdev --getsz "$1"; }
+dm_names() { dmsetup ls 2>/dev/null | awk '$1 != "No" {print $1}' | sort | tr '\n' ' '; }
+
+imgdev_ensure_ok() { "$IMGDEV" ensure "$1" "$2" >/dev/null; }
+imgdev_ensure_ok /dev/ubdb "$HEX_A"
+imgdev_ensure_ok /dev/ubdc "$HEX_B"
+# /dev/ubdd stays header-less.
+B=$(devno /dev/ubdb) C=$(devno /dev/ubdc) D=$(devno /dev/ubdd)
+
+expect 'map through a symlink: live table, uuid, node, and the payload reads back' '
+	ln -sf /dev/ubdb "$work/disk-link"
+	run_imgdev map "$work/disk-link" virtlet-dm-one --image-size 1000000; assert_rc 0
+	assert_eq "$out" /dev/mapper/virtlet-dm-one
+	n=$(sectors /dev/ubdb)
+	assert_eq "$(dmsetup table virtlet-dm-one)" "0 $((n - 1)) linear $B 1"
+	assert_eq "$(dmsetup info -c --noheadings -o uuid virtlet-dm-one)" IMGDEV-virtlet-dm-one
+	[ -b /dev/mapper/virtlet-dm-one ]
+	mm=$(dmsetup info -c --noheadings -o major,minor --separator : virtlet-dm-one)
+	assert_eq "$(stat -c "%t:%T" /dev/mapper/virtlet-dm-one)" "$(printf "%x:%x" ${mm%:*} ${mm#*:})"
+	assert_eq "$(sectors /dev/mapper/virtlet-dm-one)" $((n - 1))
+	cmp <(tail -c +513 /dev/ubdb | head -c 65536) <(head -c 65536 /dev/mapper/virtlet-dm-one)'
+
+expect 'a name without the prefix is refused and nothing is created' '
+	before=$(dm_names)
+	run_imgdev map /dev/ubdc other-name --image-size 4096; assert_rc 1
+	assert_contains "$err" "imgdev: map: other-name: mapping name must start with \"virtlet-dm-\""
+	assert_eq "$(dm_names)" "$before"; [ ! -e /dev/mapper/other-name ]'
+
+expect 'a device too small for the image is refused with both sizes, nothing created' '
+	before=$(dm_names); n=$(sectors /dev/ubdc)
+	run_imgdev map /dev/ubdc virtlet-dm-big --image-size $((n * 512)); assert_rc 1
+	assert_contains "$err" "too small"
+	assert_contains "$err" "$((n * 512)) bytes ($n sectors)"
+	assert_contains "$err" "$(((n + 1) * 512)) bytes ($((n + 1)) sectors)"
+	assert_eq "$(dm_names)" "$before"; [ ! -e /dev/mapper/virtlet-dm-big ]'
+
+expect 'the largest image that fits is accepted (ceil(bytes/512)+1 sectors)' '
+	n=$(sectors /dev/ubdc)
+	run_imgdev map /dev/ubdc virtlet-dm-two --image-size $(((n - 1) * 512 - 100)); assert_rc 0
+	assert_eq "$(dmsetup table virtlet-dm-two)" "0 $((n - 1)) linear $C 1"'
+
+expect 'mapping a name that exists fails and leaves the existing mapping alone' '
+	run_imgdev map /dev/ubdc virtlet-dm-one --image-size 4096; assert_rc 1
+	assert_contains "$err" "already exists"
+	assert_eq "$(dmsetup table virtlet-dm-one)" "0 $(($(sectors /dev/ubdb) - 1)) linear $B 1"'
+
+expect 'list among a mix returns exactly the image mappings, Virtlet-made ones too' '
+	dmsetup create virtlet-dm-virtlet --table "0 100 linear /dev/ubdc 1"
+	dmsetup create virtlet-dm-plain --table "0 100 linear /dev/ubdd 1"
+	dmsetup create virtlet-dm-striped --table "0 256 striped 2 64 /dev/ubdb 1 /dev/ubdc 1"
+	printf "0 100 linear %s 1\n100 100 linear %s 200\n" "$B" "$B" | dmsetup create virtlet-dm-twotarget
+	dmsetup create virtlet-dm-offset --table "0 100 linear /dev/ubdb 2"
+	dmsetup create other-linear --table "0 100 linear /dev/ubdc 1"
+	run_imgdev list; assert_rc 0
+	assert_eq "$(echo $out)" "other-linear virtlet-dm-one virtlet-dm-two virtlet-dm-virtlet"'
+
+expect 'list --json gives name, path, backing, major:minor, sectors and hash' '
+	run_imgdev list --json; assert_rc 0
+	assert_contains "$out" "\"name\": \"virtlet-dm-one\""
+	assert_contains "$out" "\"path\": \"/dev/mapper/virtlet-dm-one\""
+	assert_contains "$out" "\"backing\": \"/dev/ubdb\""
+	assert_contains "$out" "\"backing_dev\": \"$B\""
+	assert_contains "$out" "\"sectors\": $(($(sectors /dev/ubdb) - 1))"
+	assert_contains "$out" "\"image_hash\": \"sha256:$HEX_A\""
+	assert_contains "$out" "\"image_hash\": \"sha256:$HEX_B\""'
+
+expect 'a backing device that cannot be read is skipped with a warning' '
+	mkdir -p "$work/fakedev"
+	run_imgdev --dev-dir "$work/fakedev" list; assert_rc 1
+	mkdir -p "$work/fakedev/mapper"; ln -s /dev/mapper/control "$work/fakedev/mapper/control"
+	run_imgdev --dev-dir "$work/fakedev" list; assert_rc 0
+	assert_eq "$out" ""
+	assert_contains "$err" "warning: virtlet-dm-one: skipped: backing device $B"'
+
+expect 'unmap removes the device and its node' '
+	run_imgdev unmap virtlet-dm-two; assert_rc 0
+	[ ! -e /dev/mapper/virtlet-dm-two ]
+	! dmsetup info virtlet-dm-two >/dev/null 2>&1'
+
+expect 'unmap of a missing name is an error' '
+	run_imgdev unmap virtlet-dm-nosuch; assert_rc 1
+	assert_contains "$err" "imgdev: unmap: virtlet-dm-nosuch: no such mapping"'
+
+expect 'unmap refuses a device that is not an image mapping' '
+	run_imgdev unmap virtlet-dm-plain; assert_rc 1
+	assert_contains "$err" "not an image mapping"
+	dmsetup info virtlet-dm-plain >/dev/null'
+
+expect 'unmap removes a Virtlet-made mapping (no uuid, recognised by its table)' '
+	run_imgdev unmap virtlet-dm-virtlet; assert_rc 0
+	! dmsetup info virtlet-dm-virtlet >/dev/null 2>&1'
+
+expect 'unmap waits out a brief holder, and gives up on a lasting one' '
+	run_imgdev map /dev/ubdc virtlet-dm-held --image-size 4096; assert_rc 0
+	(exec 3</dev/mapper/virtlet-dm-held; sleep 1) &
+	sleep 0.2
+	run_imgdev unmap virtlet-dm-held; assert_rc 0
+	wait
+	run_imgdev map /dev/ubdc virtlet-dm-held --image-size 4096; assert_rc 0
+	exec 3</dev/mapper/virtlet-dm-held
+	run_imgdev unmap virtlet-dm-held; exec 3<&-
+	assert_rc 1; assert_contains "$err" "in use"
+	run_imgdev unmap virtlet-dm-held; assert_rc 0'
+
+expect 'a failed table load removes the half-made device' '
+	mkfs.ext4 -q -F /dev/ubde 2>/dev/null || mke2fs -q -F /dev/ubde
+	mkdir -p "$work/mnt"; mount /dev/ubde "$work/mnt"
+	before=$(dm_names)
+	run_imgdev map /dev/ubde virtlet-dm-mounted --image-size 4096
+	umount "$work/mnt"
+	assert_rc 1; assert_contains "$err" "load table"
+	assert_eq "$(dm_names)" "$before"; [ ! -e /dev/mapper/virtlet-dm-mounted ]'
+
+expect 'a stale node of the same name is replaced by the right one' '
+	mknod /dev/mapper/virtlet-dm-stale b 1 1
+	run_imgdev map /dev/ubdc virtlet-dm-stale --image-size 4096; assert_rc 0
+	mm=$(dmsetup info -c --noheadings -o major,minor --separator : virtlet-dm-stale)
+	assert_eq "$(stat -c "%t:%T" /dev/mapper/virtlet-dm-stale)" "$(printf "%x:%x" ${mm%:*} ${mm#*:})"
+	run_imgdev unmap virtlet-dm-stale; assert_rc 0; [ ! -e /dev/mapper/virtlet-dm-stale ]'
+
+dmsetup remove_all 2>/dev/null
+rm -rf "$work"
+finish
