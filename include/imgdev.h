@@ -63,12 +63,25 @@ int imgdev_parse_hash(struct imgdev_ctx *ctx, const char *text,
 /* Format a hash as "sha256:<64 hex>" into out (at least 72 bytes). */
 void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 
+/* States of the commit record (imgdev_header.commit_state). */
+#define IMGDEV_COMMIT_NONE 0		/* no record: Virtlet or `ensure` wrote it */
+#define IMGDEV_COMMIT_WRITING 1		/* a write started and did not finish */
+#define IMGDEV_COMMIT_COMPLETE 2	/* the payload was written and flushed */
+#define IMGDEV_COMMIT_CORRUPT 3		/* a record whose checksum does not match */
+#define IMGDEV_COMMIT_NEWER 4		/* a record version this build does not know */
+
 /* What sector 0 of a device holds. */
 struct imgdev_header {
 	bool present;			/* the magic is there */
 	uint16_t version;		/* metadata version (1 today) */
 	uint8_t image_hash[IMGDEV_HASH_SIZE];
 	uint64_t data_offset;		/* where the payload starts, in bytes */
+	int commit_state;		/* IMGDEV_COMMIT_* */
+	uint16_t commit_version;
+	uint64_t image_size;		/* payload bytes (with a valid record) */
+	uint8_t content_hash[IMGDEV_HASH_SIZE];	/* block-wise SHA-256 of the payload */
+	uint8_t target_hash[IMGDEV_HASH_SIZE];	/* the image the write is for */
+	uint64_t commit_time;		/* Unix seconds of the last record write */
 };
 
 /*
@@ -131,6 +144,66 @@ struct imgdev_mapping {
  */
 int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list);
 void imgdev_mappings_free(struct imgdev_mapping *list, int count);
+
+/* Progress of a long operation: bytes done of total. */
+typedef void (*imgdev_progress_fn)(void *userdata, uint64_t done, uint64_t total);
+
+#define IMGDEV_PROVISION_OPTS_VERSION 1
+
+/* Options of imgdev_provision(); start from IMGDEV_PROVISION_OPTS_INIT. */
+struct imgdev_provision_opts {
+	unsigned int version;		/* IMGDEV_PROVISION_OPTS_VERSION */
+	const char *name;		/* mapping name; may be NULL with no_map */
+	bool has_digest;		/* digest is the image hash (else hash the file) */
+	uint8_t digest[IMGDEV_HASH_SIZE];
+	bool no_map;			/* write and commit, but do not map */
+	unsigned int threads;		/* worker threads; 0: one per CPU */
+	imgdev_progress_fn progress;
+	void *progress_data;
+};
+#define IMGDEV_PROVISION_OPTS_INIT { .version = IMGDEV_PROVISION_OPTS_VERSION }
+
+struct imgdev_provision_result {
+	bool written;			/* false: the device already held the image */
+	char *mapped_path;		/* malloc'ed; NULL with no_map */
+	uint8_t image_hash[IMGDEV_HASH_SIZE];
+	uint8_t content_hash[IMGDEV_HASH_SIZE];
+	uint64_t image_size;
+	uint64_t bytes_written;		/* payload bytes sent as data */
+	uint64_t bytes_zeroed;		/* payload bytes zeroed without data */
+	double seconds;
+};
+
+/*
+ * Put the raw image file `image` on device and (unless opts->no_map) map it
+ * as opts->name. When the header already names this image with a complete
+ * commit record, nothing is written. Otherwise, in order: sector 0 marked
+ * "writing" (hash all zeros), synced; the payload, flushed; sector 0 with
+ * the image hash and a "complete" record, synced. A crash at any point never
+ * leaves a header that matches over a payload that differs.
+ * Returns 0 with *result filled (free with imgdev_provision_result_clear),
+ * or -errno; after a failed write the device stays in state "writing".
+ */
+int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
+		     const struct imgdev_provision_opts *opts,
+		     struct imgdev_provision_result *result);
+void imgdev_provision_result_clear(struct imgdev_provision_result *result);
+
+struct imgdev_verify_result {
+	uint8_t image_hash[IMGDEV_HASH_SIZE];
+	uint8_t content_hash[IMGDEV_HASH_SIZE];	/* recomputed from the payload */
+	uint64_t image_size;
+	double seconds;
+};
+
+/*
+ * Re-read the payload of device and check it against its commit record.
+ * Returns 0 on a match; -EBADMSG when the payload differs; -ENODATA when
+ * there is no complete commit record to check against; or -errno.
+ */
+int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threads,
+		  imgdev_progress_fn progress, void *progress_data,
+		  struct imgdev_verify_result *result);
 
 #ifdef __cplusplus
 }

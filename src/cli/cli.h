@@ -6,6 +6,7 @@
 #define IMGDEV_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "imgdev.h"
 
@@ -27,6 +28,24 @@ int cmd_map(struct cli *cli, int argc, char **argv);
 int cmd_unmap(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_header(struct cli *cli, int argc, char **argv);
+int cmd_provision(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
+
+enum progress_mode { PROGRESS_NONE, PROGRESS_BAR, PROGRESS_JSON };
+
+struct progress {
+	enum progress_mode mode;
+	double start;
+	double last;
+	bool shown;
+};
+
+/* PROGRESS_BAR turns itself off when stderr is not a terminal. */
+void progress_init(struct progress *p, enum progress_mode mode);
+/* An imgdev_progress_fn; arg is the struct progress. */
+void progress_update(void *arg, uint64_t done, uint64_t total);
+/* Clear the terminal line, if one was drawn. */
+void progress_end(struct progress *p);
 
 /* "imgdev: CMD: <what>" on stderr; returns EXIT_USAGE. */
 int cli_usage_error(struct cli *cli, const char *fmt, ...)

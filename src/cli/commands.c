@@ -190,6 +190,17 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static const char *commit_state_name(int state)
+{
+	switch (state) {
+	case IMGDEV_COMMIT_WRITING: return "writing";
+	case IMGDEV_COMMIT_COMPLETE: return "complete";
+	case IMGDEV_COMMIT_CORRUPT: return "corrupt";
+	case IMGDEV_COMMIT_NEWER: return "newer";
+	default: return "none";
+	}
+}
+
 static void header_print_text(const char *device, const struct imgdev_header *h)
 {
 	char hash[72];
@@ -202,6 +213,13 @@ static void header_print_text(const char *device, const struct imgdev_header *h)
 	imgdev_format_hash(h->image_hash, hash);
 	printf("header:      present\nversion:     %u\nimage hash:  %s\ndata offset: %" PRIu64 "\n",
 	       h->version, hash, h->data_offset);
+	printf("commit:      %s\n", commit_state_name(h->commit_state));
+	if (h->commit_state != IMGDEV_COMMIT_WRITING && h->commit_state != IMGDEV_COMMIT_COMPLETE)
+		return;
+	imgdev_format_hash(h->target_hash, hash);
+	printf("image size:  %" PRIu64 "\nfor image:   %s\n", h->image_size, hash);
+	imgdev_format_hash(h->content_hash, hash);
+	printf("content:     %s\n", hash);
 }
 
 static void header_print_json(const char *device, const struct imgdev_header *h)
@@ -216,6 +234,15 @@ static void header_print_json(const char *device, const struct imgdev_header *h)
 		json_object_object_add(o, "version", json_object_new_int(h->version));
 		json_object_object_add(o, "image_hash", json_object_new_string(hash));
 		json_object_object_add(o, "data_offset", json_object_new_uint64(h->data_offset));
+		json_object_object_add(o, "commit", json_object_new_string(commit_state_name(h->commit_state)));
+	}
+	if (h->commit_state == IMGDEV_COMMIT_WRITING || h->commit_state == IMGDEV_COMMIT_COMPLETE) {
+		json_object_object_add(o, "image_size", json_object_new_uint64(h->image_size));
+		imgdev_format_hash(h->target_hash, hash);
+		json_object_object_add(o, "target_hash", json_object_new_string(hash));
+		imgdev_format_hash(h->content_hash, hash);
+		json_object_object_add(o, "content_hash", json_object_new_string(hash));
+		json_object_object_add(o, "commit_time", json_object_new_uint64(h->commit_time));
 	}
 	print_json(o);
 }

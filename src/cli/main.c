@@ -21,6 +21,10 @@ static const struct {
 	{ "unmap", cmd_unmap, "unmap NAME                    remove a mapping" },
 	{ "list", cmd_list, "list [--json]                 list image mappings" },
 	{ "header", cmd_header, "header DEVICE [--json]        show what sector 0 holds" },
+	{ "provision", cmd_provision,
+	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map]\n"
+	  "            [--progress[=json]] [--json]   write the image, commit, map" },
+	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
 };
 
 static void usage(FILE *out)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,15 @@ int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *
 	bd->path = strdup(resolved);
 	if (!bd->path)
 		return ctx_error(ctx, ENOMEM, "%s: out of memory", path);
+	if (!S_ISBLK(st.st_mode))
+		flags &= ~O_EXCL;	/* exclusive open means something only for devices */
 	bd->fd = open(resolved, flags | O_CLOEXEC);
+	if (bd->fd < 0 && errno == EBUSY && (flags & O_EXCL)) {
+		rc = ctx_error(ctx, EBUSY,
+			       "%s: device is in use (mounted, mapped, or held open exclusively); refusing to write to it",
+			       path);
+		goto out;
+	}
 	if (bd->fd < 0) {
 		rc = ctx_error(ctx, errno, "%s: cannot open: %s", path, strerror(errno));
 		goto out;
@@ -125,6 +134,51 @@ int bdev_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+unsigned int bdev_logical_block_size(const struct bdev *bd)
+{
+	int lbs = 0;
+
+	if (!bd->is_block || ioctl(bd->fd, BLKSSZGET, &lbs) < 0 || lbs < SECTOR_SIZE)
+		return SECTOR_SIZE;
+	return (unsigned int)lbs;
+}
+
+static int write_zeros(int fd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[64 * 1024];
+
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		int rc = bdev_pwrite_full(fd, zeros, n, off);
+
+		if (rc < 0)
+			return rc;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len)
+{
+	if (bd->is_block) {
+		uint64_t range[2] = { off, (len + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1) };
+
+		if (ioctl(bd->fd, BLKZEROOUT, range) == 0)
+			return 0;
+		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL)
+			return -errno;
+		return write_zeros(bd->fd, off, range[1]);
+	}
+	if (fallocate(bd->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	return write_zeros(bd->fd, off, len);
 }
 
 int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector)

@@ -24,7 +24,8 @@ struct bdev {
 
 /*
  * Open path (a block device or a regular file, after following symlinks)
- * with flags (O_RDONLY or O_RDWR, plus e.g. O_SYNC; O_CLOEXEC is added).
+ * with flags (O_RDONLY or O_RDWR, plus e.g. O_SYNC; O_CLOEXEC is added;
+ * O_EXCL applies to block devices only, and EBUSY then says "in use").
  * Returns 0 or -errno with a message naming the path.
  */
 int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *bd);
@@ -35,6 +36,17 @@ void bdev_close(struct bdev *bd);
 int bdev_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /* Write exactly len bytes at off; 0 or -errno. */
 int bdev_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* The logical block size: BLKSSZGET for block devices, 512 for files. */
+unsigned int bdev_logical_block_size(const struct bdev *bd);
+
+/*
+ * Make [off, off+len) read as zeros without sending zero buffers:
+ * BLKZEROOUT on block devices (len rounded up to a sector), fallocate
+ * (ZERO_RANGE, else PUNCH_HOLE) on files, plain zero writes as a last
+ * resort. 0 or -errno.
+ */
+int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len);
 
 /* Read / write sector 0, with a message in ctx on failure. */
 int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector);

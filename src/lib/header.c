@@ -4,6 +4,8 @@
  */
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "header.h"
 
 uint64_t get_be64(const uint8_t *p)
@@ -42,12 +44,66 @@ void put_be16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+/* SHA-256 of the record's covered bytes, the record's checksum. */
+static void rec_checksum(const uint8_t sector[SECTOR_SIZE], uint8_t sum[IMGDEV_HASH_SIZE])
+{
+	unsigned int len = 0;
+
+	EVP_Digest(sector + REC_OFFSET, REC_SUM_OFFSET - REC_OFFSET, sum, &len, EVP_sha256(),
+		   NULL);
+}
+
+static void rec_encode(const struct commit_rec *r, uint8_t sector[SECTOR_SIZE])
+{
+	uint8_t *p = sector + REC_OFFSET;
+
+	memcpy(p, REC_MAGIC, 8);
+	put_be16(p + 8, REC_VERSION);
+	put_be16(p + 10, r->state);
+	put_be32(p + 12, r->block_size);
+	put_be64(p + 16, r->data_offset);
+	put_be64(p + 24, r->image_size);
+	memcpy(p + 32, r->content_hash, IMGDEV_HASH_SIZE);
+	memcpy(p + 64, r->target_hash, IMGDEV_HASH_SIZE);
+	put_be64(p + 96, r->commit_time);
+	rec_checksum(sector, sector + REC_SUM_OFFSET);
+}
+
+static enum rec_status rec_decode(const uint8_t sector[SECTOR_SIZE], struct commit_rec *r)
+{
+	const uint8_t *p = sector + REC_OFFSET;
+	uint8_t sum[IMGDEV_HASH_SIZE];
+
+	if (memcmp(p, REC_MAGIC, 8) != 0)
+		return REC_ABSENT;
+	r->version = get_be16(p + 8);
+	if (r->version > REC_VERSION)
+		return REC_NEWER;
+	rec_checksum(sector, sum);
+	if (r->version != REC_VERSION || memcmp(sum, sector + REC_SUM_OFFSET, sizeof(sum)) != 0)
+		return REC_CORRUPT;
+	r->state = get_be16(p + 10);
+	r->block_size = get_be32(p + 12);
+	r->data_offset = get_be64(p + 16);
+	r->image_size = get_be64(p + 24);
+	memcpy(r->content_hash, p + 32, IMGDEV_HASH_SIZE);
+	memcpy(r->target_hash, p + 64, IMGDEV_HASH_SIZE);
+	r->commit_time = get_be64(p + 96);
+	if ((r->state != REC_STATE_WRITING && r->state != REC_STATE_COMPLETE) ||
+	    r->block_size != CONTENT_BLOCK_SIZE || r->data_offset < SECTOR_SIZE ||
+	    r->data_offset % SECTOR_SIZE != 0)
+		return REC_CORRUPT;
+	return REC_VALID;
+}
+
 void hdr_encode(const struct hdr *h, uint8_t sector[SECTOR_SIZE])
 {
 	memset(sector, 0, SECTOR_SIZE);
 	put_be64(sector, h->magic);
 	put_be16(sector + 8, h->version);
 	memcpy(sector + 10, h->image_hash, IMGDEV_HASH_SIZE);
+	if (h->rec_status == REC_VALID)
+		rec_encode(&h->rec, sector);
 }
 
 void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h)
@@ -58,6 +114,22 @@ void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h)
 	h->magic = get_be64(buf);
 	h->version = get_be16(buf + 8);
 	memcpy(h->image_hash, buf + 10, IMGDEV_HASH_SIZE);
+	if (len >= SECTOR_SIZE && hdr_has_magic(h))
+		h->rec_status = rec_decode(buf, &h->rec);
+	if (h->rec_status != REC_VALID) {
+		uint16_t version = h->rec.version;	/* kept to name a newer one */
+
+		memset(&h->rec, 0, sizeof(h->rec));
+		h->rec.version = version;
+	}
+}
+
+bool hdr_is_complete(const struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
+{
+	return hdr_has_magic(h) && h->version == HDR_VERSION && h->rec_status == REC_VALID &&
+	       h->rec.state == REC_STATE_COMPLETE &&
+	       memcmp(h->image_hash, image_hash, IMGDEV_HASH_SIZE) == 0 &&
+	       memcmp(h->rec.target_hash, image_hash, IMGDEV_HASH_SIZE) == 0;
 }
 
 bool hdr_has_magic(const struct hdr *h)
@@ -67,6 +139,7 @@ bool hdr_has_magic(const struct hdr *h)
 
 void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
 {
+	memset(h, 0, sizeof(*h));
 	h->magic = HDR_MAGIC;
 	h->version = HDR_VERSION;
 	memcpy(h->image_hash, image_hash, IMGDEV_HASH_SIZE);
@@ -74,6 +147,7 @@ void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
 
 uint64_t hdr_data_offset(const struct hdr *h)
 {
-	(void)h;	/* every version so far keeps the payload at sector 1 */
-	return SECTOR_SIZE;
+	if (h->rec_status == REC_VALID)
+		return h->rec.data_offset;
+	return SECTOR_SIZE;	/* version 1 without a record: Virtlet's layout */
 }

@@ -4,7 +4,12 @@
  *   0  u64 magic 0x263dbe52ba576702
  *   8  u16 metadata version (1)
  *  10  u8[32] SHA-256 of the image
- * Bytes 42..511 are zero when imgdev writes the sector; see docs/FORMAT.md.
+ * Bytes 64..511 may hold imgdev's commit record (Virtlet ignores them):
+ *  64  u8[8]  "IMGDEVCR"        72 u16 record version (1)   74 u16 state
+ *  76  u32 content block size   80 u64 data offset          88 u64 image size
+ *  96  u8[32] content hash     128 u8[32] target image hash 160 u64 commit time
+ * 480  u8[32] SHA-256 of bytes 64..479; everything else zero. docs/FORMAT.md
+ * has the whole story.
  */
 #ifndef IMGDEV_HEADER_H
 #define IMGDEV_HEADER_H
@@ -20,20 +25,55 @@
 #define HDR_SIZE 42
 #define SECTOR_SIZE IMGDEV_SECTOR_SIZE
 
+#define REC_OFFSET 64
+#define REC_MAGIC "IMGDEVCR"
+#define REC_VERSION 1
+#define REC_SUM_OFFSET 480
+#define REC_STATE_WRITING 1
+#define REC_STATE_COMPLETE 2
+#define CONTENT_BLOCK_SIZE 65536
+
+/* How the commit record area decoded. */
+enum rec_status {
+	REC_ABSENT,		/* no record magic: a Virtlet or `ensure` header */
+	REC_VALID,		/* magic, known version, checksum good */
+	REC_CORRUPT,		/* magic and known version, bad checksum or fields */
+	REC_NEWER,		/* magic, but a version this build does not know */
+};
+
+struct commit_rec {
+	uint16_t version;
+	uint16_t state;
+	uint32_t block_size;
+	uint64_t data_offset;
+	uint64_t image_size;
+	uint8_t content_hash[IMGDEV_HASH_SIZE];
+	uint8_t target_hash[IMGDEV_HASH_SIZE];
+	uint64_t commit_time;
+};
+
 struct hdr {
 	uint64_t magic;
 	uint16_t version;
 	uint8_t image_hash[IMGDEV_HASH_SIZE];
+	enum rec_status rec_status;
+	struct commit_rec rec;		/* meaningful when REC_VALID (or to encode) */
 };
 
-/* Fill a whole sector: the header, then zeros. */
+/*
+ * Fill a whole sector: the header, then zeros, then (when rec_status is
+ * REC_VALID) the commit record with its checksum.
+ */
 void hdr_encode(const struct hdr *h, uint8_t sector[SECTOR_SIZE]);
-/* Decode the first HDR_SIZE bytes of buf (len >= HDR_SIZE). */
+/* Decode a header (len >= HDR_SIZE) and, with a whole sector, the record. */
 void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h);
 /* Whether the magic is ours. */
 bool hdr_has_magic(const struct hdr *h);
 /* A fresh version-1 header for an image hash. */
 void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
+/* Whether the header names image_hash with a valid record saying complete. */
+bool hdr_is_complete(const struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
+
 /* Byte offset of the payload for this header's layout (512 for version 1). */
 uint64_t hdr_data_offset(const struct hdr *h);
 

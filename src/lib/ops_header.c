@@ -66,6 +66,19 @@ static void header_to_public(const struct hdr *h, struct imgdev_header *out)
 	out->version = h->version;
 	memcpy(out->image_hash, h->image_hash, IMGDEV_HASH_SIZE);
 	out->data_offset = hdr_data_offset(h);
+	out->commit_version = h->rec.version;
+	switch (h->rec_status) {
+	case REC_ABSENT: out->commit_state = IMGDEV_COMMIT_NONE; return;
+	case REC_CORRUPT: out->commit_state = IMGDEV_COMMIT_CORRUPT; return;
+	case REC_NEWER: out->commit_state = IMGDEV_COMMIT_NEWER; return;
+	case REC_VALID: break;
+	}
+	out->commit_state = h->rec.state == REC_STATE_COMPLETE ? IMGDEV_COMMIT_COMPLETE :
+								  IMGDEV_COMMIT_WRITING;
+	out->image_size = h->rec.image_size;
+	memcpy(out->content_hash, h->rec.content_hash, IMGDEV_HASH_SIZE);
+	memcpy(out->target_hash, h->rec.target_hash, IMGDEV_HASH_SIZE);
+	out->commit_time = h->rec.commit_time;
 }
 
 int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,

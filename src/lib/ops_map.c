@@ -20,6 +20,8 @@
 #include "header.h"
 #include "internal.h"
 #include "mapping.h"
+#include "ops.h"
+#include "parse.h"
 
 #define REMOVE_TRIES 25
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789#+-.:=@_"
@@ -299,4 +301,64 @@ int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 		qsort(out, (size_t)count, sizeof(*out), mapping_cmp);
 	*list = out;
 	return count;
+}
+
+int map_check_available(struct imgdev_ctx *ctx)
+{
+	int fd, rc = dmctl_open(ctx, &fd);
+
+	if (rc == 0)
+		close(fd);
+	return rc;
+}
+
+/* Whether the table of name is "linear backing 1" alone. */
+static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t backing)
+{
+	struct dmctl_target t;
+	unsigned int maj, min;
+	uint64_t offset;
+	int n = dmctl_table(ctx, fd, name, &t), same;
+
+	if (n < 0)
+		return n;
+	same = n == 1 && strcmp(t.type, "linear") == 0 && t.start == 0 && t.params &&
+	       parse_linear_params(t.params, &maj, &min, &offset) == 0 && offset == 1 &&
+	       makedev(maj, min) == backing;
+	dmctl_target_clear(&t);
+	return same;
+}
+
+int map_ensure(struct imgdev_ctx *ctx, const char *device, dev_t backing, const char *name,
+	       uint64_t image_size, char **mapped_path)
+{
+	char uuid[DMCTL_UUID_MAX];
+	char *path = NULL;
+	dev_t dev;
+	int fd, rc;
+
+	rc = dmctl_open(ctx, &fd);
+	if (rc < 0)
+		return rc;
+	rc = dmctl_info(ctx, fd, name, &dev, uuid);
+	if (rc == -ENOENT) {
+		close(fd);
+		return imgdev_map(ctx, device, name, image_size, mapped_path);
+	}
+	if (rc == 0)
+		rc = maps_onto(ctx, fd, name, backing);
+	if (rc == 0)
+		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
+			       name, device);
+	if (rc == 1) {
+		path = mapper_path(ctx, name);
+		rc = path ? node_ensure(ctx, path, dev) : ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	close(fd);
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	*mapped_path = path;
+	return 0;
 }

@@ -1,0 +1,170 @@
+/*
+ * The provision and verify commands: option parsing, progress wiring, and
+ * their text and JSON results.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+
+enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS };
+
+static const struct option provision_opts[] = {
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "digest", required_argument, NULL, OPT_DIGEST },
+	{ "no-map", no_argument, NULL, OPT_NO_MAP },
+	{ "progress", optional_argument, NULL, OPT_PROGRESS },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 }
+};
+
+struct provision_args {
+	struct imgdev_provision_opts opts;
+	enum progress_mode progress;
+	bool json;
+};
+
+static int parse_progress(struct cli *cli, const char *arg, enum progress_mode *mode)
+{
+	if (!arg)
+		*mode = PROGRESS_BAR;
+	else if (strcmp(arg, "json") == 0)
+		*mode = PROGRESS_JSON;
+	else
+		return cli_usage_error(cli, "--progress=%s: expected --progress or --progress=json", arg);
+	return 0;
+}
+
+static int parse_threads(struct cli *cli, const char *arg, unsigned int *threads)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (*arg < '0' || *arg > '9' || *end || n < 1 || n > 64)
+		return cli_usage_error(cli, "--threads %s: expected a number from 1 to 64", arg);
+	*threads = (unsigned int)n;
+	return 0;
+}
+
+/* Parse one provision option; 0 to go on, else an exit status. */
+static int provision_option(struct cli *cli, int c, char **argv, struct provision_args *a)
+{
+	switch (c) {
+	case OPT_NAME: a->opts.name = optarg; return 0;
+	case OPT_NO_MAP: a->opts.no_map = true; return 0;
+	case OPT_JSON: a->json = true; return 0;
+	case OPT_PROGRESS: return parse_progress(cli, optarg, &a->progress);
+	case OPT_THREADS: return parse_threads(cli, optarg, &a->opts.threads);
+	case OPT_DIGEST:
+		if (imgdev_parse_hash(cli->ctx, optarg, a->opts.digest) < 0)
+			return cli_usage_error(cli, "--digest: %s", imgdev_ctx_last_error(cli->ctx));
+		a->opts.has_digest = true;
+		return 0;
+	case ':': return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
+	default: return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
+	}
+}
+
+static void provision_print_json(const struct imgdev_provision_result *r)
+{
+	struct json_object *o = json_object_new_object();
+	char hash[72];
+
+	json_object_object_add(o, "written", json_object_new_boolean(r->written));
+	json_object_object_add(o, "mapped_path",
+			       r->mapped_path ? json_object_new_string(r->mapped_path) : NULL);
+	imgdev_format_hash(r->image_hash, hash);
+	json_object_object_add(o, "image_hash", json_object_new_string(hash));
+	imgdev_format_hash(r->content_hash, hash);
+	json_object_object_add(o, "content_hash", json_object_new_string(hash));
+	json_object_object_add(o, "image_size", json_object_new_uint64(r->image_size));
+	json_object_object_add(o, "bytes_written", json_object_new_uint64(r->bytes_written));
+	json_object_object_add(o, "bytes_zeroed", json_object_new_uint64(r->bytes_zeroed));
+	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+int cmd_provision(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] =
+		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N]";
+	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
+	struct imgdev_provision_result res;
+	struct progress progress;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", provision_opts, NULL)) != -1) {
+		if (c == 'h')
+			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+		rc = provision_option(cli, c, argv, &a);
+		if (rc)
+			return rc;
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(cli, "expected DEVICE and IMAGE; usage: imgdev %s", usage);
+	if (!a.opts.name && !a.opts.no_map)
+		return cli_usage_error(cli, "--name NAME is required (or --no-map)");
+	progress_init(&progress, a.progress);
+	a.opts.progress = progress_update;
+	a.opts.progress_data = &progress;
+	rc = imgdev_provision(cli->ctx, argv[optind], argv[optind + 1], &a.opts, &res);
+	progress_end(&progress);
+	if (rc < 0)
+		return cli_fail(cli);
+	if (a.json) {
+		provision_print_json(&res);
+	} else {
+		puts(res.written ? "written" : "matched");
+		if (res.mapped_path)
+			puts(res.mapped_path);
+	}
+	imgdev_provision_result_clear(&res);
+	return EXIT_OK;
+}
+
+int cmd_verify(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "verify DEVICE [--json]";
+	struct imgdev_verify_result res;
+	char hash[72];
+	bool json = false;
+	int status, rc;
+
+	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+		return status;
+	if (argc - optind != 1)
+		return cli_usage_error(cli, "expected DEVICE; usage: imgdev %s", usage);
+	rc = imgdev_verify(cli->ctx, argv[optind], 0, NULL, NULL, &res);
+	if (json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "device", json_object_new_string(argv[optind]));
+		json_object_object_add(o, "ok", json_object_new_boolean(rc == 0));
+		if (rc < 0)
+			json_object_object_add(o, "error",
+					       json_object_new_string(imgdev_ctx_last_error(cli->ctx)));
+		imgdev_format_hash(res.image_hash, hash);
+		json_object_object_add(o, "image_hash", json_object_new_string(hash));
+		imgdev_format_hash(res.content_hash, hash);
+		json_object_object_add(o, "content_hash", json_object_new_string(hash));
+		json_object_object_add(o, "image_size", json_object_new_uint64(res.image_size));
+		json_object_object_add(o, "seconds", json_object_new_double(res.seconds));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
+	if (rc < 0)
+		return cli_fail(cli);
+	if (!json)
+		puts("ok");
+	return EXIT_OK;
+}

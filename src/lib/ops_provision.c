@@ -1,0 +1,460 @@
+/*
+ * provision and verify: put an image on a device crash-safely and check it
+ * later. The commit protocol is: (1) sector 0 says "writing" with an all-zero
+ * image hash, synced; (2) the payload, flushed; (3) sector 0 with the image
+ * hash and a "complete" record holding the content hash, synced.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blockdev.h"
+#include "header.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "ops.h"
+#include "pipeline.h"
+
+/* The device side of a copy: where chunks go and how. */
+struct sink {
+	struct bdev *bd;
+	int direct_fd;			/* -1 when O_DIRECT is not usable */
+	atomic_bool direct_failed;
+	uint64_t data_offset;
+	struct imgsrc *src;
+	atomic_uint_least64_t written;
+	atomic_uint_least64_t zeroed;
+};
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Write len bytes of data; O_DIRECT when aligned and working, else buffered. */
+static int sink_write_data(struct sink *s, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t padded = (len + SECTOR_SIZE - 1) & ~(size_t)(SECTOR_SIZE - 1);
+	int rc;
+
+	if (s->direct_fd >= 0 && !atomic_load(&s->direct_failed)) {
+		memset(buf + len, 0, padded - len);	/* the chunk has CHUNK_PAD spare */
+		rc = bdev_pwrite_full(s->direct_fd, buf, padded, off);
+		if (rc != -EINVAL)
+			return rc;
+		atomic_store(&s->direct_failed, true);
+	}
+	rc = bdev_pwrite_full(s->bd->fd, buf, len, off);
+	if (rc == 0) {
+		/* Buffered: push it out now and drop it, so the cache does not flood. */
+		sync_file_range(s->bd->fd, (off_t)off, (off_t)len,
+				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					SYNC_FILE_RANGE_WAIT_AFTER);
+		posix_fadvise(s->bd->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	}
+	return rc;
+}
+
+/* Write a chunk as runs of data blocks and runs of zero blocks. */
+static int sink_write_chunk(void *arg, struct chunk *c)
+{
+	struct sink *s = arg;
+	uint32_t nblocks = (c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE;
+
+	for (uint32_t b = 0; b < nblocks;) {
+		uint32_t e = b + 1, start = b * CONTENT_BLOCK_SIZE, end;
+		uint64_t dev_off;
+		int rc;
+
+		while (e < nblocks && c->zero[e] == c->zero[b])
+			e++;
+		end = e * CONTENT_BLOCK_SIZE < c->len ? e * CONTENT_BLOCK_SIZE : c->len;
+		dev_off = s->data_offset + c->off + start;
+		if (c->zero[b]) {
+			rc = bdev_zero_range(s->bd, dev_off, end - start);
+			atomic_fetch_add(&s->zeroed, end - start);
+		} else {
+			rc = sink_write_data(s, c->buf + start, end - start, dev_off);
+			atomic_fetch_add(&s->written, end - start);
+		}
+		if (rc < 0)
+			return chunk_error(c, rc,
+					   "%s: write error at payload offset %llu (device offset %llu): %s",
+					   s->bd->path, (unsigned long long)(c->off + start),
+					   (unsigned long long)dev_off, strerror(-rc));
+		b = e;
+	}
+	return 0;
+}
+
+static int source_read_chunk(void *arg, struct chunk *c)
+{
+	struct sink *s = arg;
+
+	return s->src->ops->read_chunk(s->src, c);
+}
+
+/* Sector 0 for this write: v1 header plus record in the given state. */
+static int write_commit(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *image_hash,
+			const struct commit_rec *rec)
+{
+	static const uint8_t none[IMGDEV_HASH_SIZE];
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	hdr_init_v1(&h, image_hash ? image_hash : none);
+	h.rec_status = REC_VALID;
+	h.rec = *rec;
+	h.rec.commit_time = (uint64_t)time(NULL);
+	hdr_encode(&h, sector);
+	return bdev_write_sector0(ctx, bd, sector);
+}
+
+/* Check the device has room for data_offset + size; nothing written before. */
+static int check_payload_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t size,
+			      const char *image)
+{
+	uint64_t need = SECTOR_SIZE + ((size + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1));
+
+	if (bd->size >= need && size < UINT64_MAX / 2)
+		return 0;
+	return ctx_error(ctx, ENOSPC,
+			 "%s: device too small for %s: it has %llu bytes, the image needs %llu (%llu bytes of image plus the header sector)",
+			 bd->path, image, (unsigned long long)bd->size, (unsigned long long)need,
+			 (unsigned long long)size);
+}
+
+static int open_direct(const struct bdev *bd)
+{
+	if (!bd->is_block || bdev_logical_block_size(bd) != SECTOR_SIZE)
+		return -1;
+	return open(bd->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+}
+
+/* The whole write: commit "writing", copy, flush, commit "complete". */
+static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsrc *src,
+			   const struct imgdev_provision_opts *opts,
+			   struct imgdev_provision_result *res)
+{
+	struct sink sink = { .bd = bd, .data_offset = SECTOR_SIZE, .src = src };
+	struct commit_rec rec = { .version = REC_VERSION, .state = REC_STATE_WRITING,
+				  .block_size = CONTENT_BLOCK_SIZE, .data_offset = SECTOR_SIZE,
+				  .image_size = src->size };
+	struct pipeline_job job = { .size = src->size, .workers = opts->threads,
+				    .read_fn = source_read_chunk, .write_fn = sink_write_chunk,
+				    .arg = &sink, .progress = opts->progress,
+				    .progress_arg = opts->progress_data };
+	unsigned int dlen = 0;
+	int rc;
+
+	if (opts->has_digest)
+		memcpy(rec.target_hash, opts->digest, IMGDEV_HASH_SIZE);
+	else if (!(job.identity = EVP_MD_CTX_new()) ||
+		 !EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL))
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	sink.direct_fd = open_direct(bd);
+	rc = write_commit(ctx, bd, NULL, &rec);
+	if (rc == 0)
+		rc = pipeline_run(ctx, &job, rec.content_hash);
+	if (rc == 0 && (fdatasync(bd->fd) < 0 || (sink.direct_fd >= 0 && fdatasync(sink.direct_fd) < 0)))
+		rc = ctx_error(ctx, errno, "%s: flushing the payload failed: %s", bd->path,
+			       strerror(errno));
+	if (rc == 0) {
+		if (job.identity)
+			EVP_DigestFinal_ex(job.identity, rec.target_hash, &dlen);
+		rec.state = REC_STATE_COMPLETE;
+		rc = write_commit(ctx, bd, rec.target_hash, &rec);
+	}
+	if (rc == 0) {
+		res->written = true;
+		memcpy(res->image_hash, rec.target_hash, IMGDEV_HASH_SIZE);
+		memcpy(res->content_hash, rec.content_hash, IMGDEV_HASH_SIZE);
+		res->bytes_written = atomic_load(&sink.written);
+		res->bytes_zeroed = atomic_load(&sink.zeroed);
+	}
+	if (sink.direct_fd >= 0)
+		close(sink.direct_fd);
+	EVP_MD_CTX_free(job.identity);
+	return rc;
+}
+
+/* SHA-256 of the whole payload, in one sequential pass (no writes). */
+static int identity_pass(struct imgdev_ctx *ctx, struct imgsrc *src,
+			 uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	static const uint8_t zeros[CONTENT_BLOCK_SIZE];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct chunk *c = calloc(1, sizeof(*c));
+	unsigned int dlen = 0;
+	int rc = 0;
+
+	if (!md || !c || posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD) ||
+	    !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t off = 0; off < src->size && rc == 0; off += CHUNK_SIZE) {
+		c->off = off;
+		c->len = src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE;
+		c->all_zero = false;
+		rc = src->ops->read_chunk(src, c);
+		if (rc < 0)
+			rc = ctx_error(ctx, rc, "%s", c->msg);
+		for (uint32_t o = 0; rc == 0 && c->all_zero && o < c->len; o += CONTENT_BLOCK_SIZE)
+			EVP_DigestUpdate(md, zeros, c->len - o < CONTENT_BLOCK_SIZE ? c->len - o : CONTENT_BLOCK_SIZE);
+		if (rc == 0 && !c->all_zero)
+			EVP_DigestUpdate(md, c->buf, c->len);
+	}
+	if (rc == 0)
+		EVP_DigestFinal_ex(md, hash, &dlen);
+out:
+	if (c)
+		free(c->buf);
+	free(c);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* Refuse headers this build must not overwrite; 0 when it may go on. */
+static int check_header_ours_to_write(struct imgdev_ctx *ctx, const char *path,
+				      const struct hdr *h)
+{
+	if (!hdr_has_magic(h))
+		return 0;
+	if (h->version != HDR_VERSION)
+		return ctx_error(ctx, EPROTO,
+				 "%s: header has metadata version %u; this build writes version %d and will not overwrite it",
+				 path, h->version, HDR_VERSION);
+	if (h->rec_status == REC_NEWER)
+		return ctx_error(ctx, EPROTO,
+				 "%s: commit record has version %u; this build knows version %d and will not overwrite it",
+				 path, h->rec.version, REC_VERSION);
+	return 0;
+}
+
+/*
+ * Whether the device already holds this image: a complete record for an
+ * image of this size whose hash is the digest (or, without one, the hash
+ * of the image file, computed only when the record makes a match possible).
+ */
+static int header_matches(struct imgdev_ctx *ctx, const struct hdr *h, struct imgsrc *src,
+			  const struct imgdev_provision_opts *opts, uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	int rc;
+
+	if (!hdr_has_magic(h) || h->rec_status != REC_VALID ||
+	    h->rec.state != REC_STATE_COMPLETE || h->rec.image_size != src->size)
+		return 0;
+	if (opts->has_digest) {
+		memcpy(hash, opts->digest, IMGDEV_HASH_SIZE);
+	} else {
+		rc = identity_pass(ctx, src, hash);
+		if (rc < 0)
+			return rc;
+	}
+	return hdr_is_complete(h, hash);
+}
+
+static int check_provision_args(struct imgdev_ctx *ctx, const struct imgdev_provision_opts *opts)
+{
+	if (!opts || opts->version != IMGDEV_PROVISION_OPTS_VERSION)
+		return ctx_error(ctx, EINVAL, "provision options of an unknown version");
+	if (opts->no_map)
+		return 0;
+	if (!opts->name)
+		return ctx_error(ctx, EINVAL, "a mapping name is needed (or no mapping)");
+	return imgdev_check_name(ctx, opts->name);
+}
+
+/* Before any write: the target can be mapped afterwards, and has room. */
+static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
+			      const struct imgsrc *src, const struct imgdev_provision_opts *opts)
+{
+	if (!opts->no_map && !bd->is_block)
+		return ctx_error(ctx, ENOTBLK,
+				 "%s: not a block device, so it cannot be mapped; use --no-map to write a file",
+				 bd->path);
+	if (!opts->no_map) {
+		int rc = map_check_available(ctx);
+
+		if (rc < 0)
+			return rc;
+	}
+	return check_payload_room(ctx, bd, src->size, src->path);
+}
+
+/* Take the device's provisioning lock, so writers of one device take turns. */
+static int lock_device(struct imgdev_ctx *ctx, const struct bdev *bd)
+{
+	while (flock(bd->fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ctx_error(ctx, errno, "%s: cannot lock: %s", bd->path, strerror(errno));
+	return 0;
+}
+
+int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
+		     const struct imgdev_provision_opts *opts,
+		     struct imgdev_provision_result *res)
+{
+	double t0 = now_seconds();
+	struct bdev probe = BDEV_INIT, bd = BDEV_INIT;
+	struct imgsrc *src = NULL;
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = check_provision_args(ctx, opts);
+	if (rc == 0)
+		rc = imgsrc_open(ctx, image, &src);
+	if (rc == 0)
+		rc = bdev_open(ctx, device, O_RDONLY, &probe);
+	if (rc == 0)
+		rc = lock_device(ctx, &probe);
+	if (rc == 0)
+		rc = bdev_read_sector0(ctx, &probe, sector);
+	if (rc < 0)
+		goto out;
+	hdr_decode(sector, sizeof(sector), &h);
+	res->image_size = src->size;
+	rc = check_header_ours_to_write(ctx, probe.path, &h);
+	if (rc == 0)
+		rc = header_matches(ctx, &h, src, opts, res->image_hash);
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		memcpy(res->content_hash, h.rec.content_hash, IMGDEV_HASH_SIZE);
+		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", probe.path);
+	} else {
+		rc = check_write_target(ctx, &probe, src, opts);
+		if (rc == 0)
+			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
+		if (rc == 0)
+			rc = provision_write(ctx, &bd, src, opts, res);
+		if (rc < 0)
+			goto out;
+	}
+	if (!opts->no_map)
+		rc = map_ensure(ctx, probe.path, probe.rdev, opts->name, src->size,
+				&res->mapped_path);
+out:
+	res->seconds = now_seconds() - t0;
+	bdev_close(&bd);
+	bdev_close(&probe);
+	imgsrc_close(src);
+	return rc < 0 ? rc : 0;
+}
+
+void imgdev_provision_result_clear(struct imgdev_provision_result *res)
+{
+	free(res->mapped_path);
+	memset(res, 0, sizeof(*res));
+}
+
+/* The device side of verify: read the payload back. */
+struct payload_reader {
+	const struct bdev *bd;
+	int direct_fd;
+	atomic_bool direct_failed;
+	uint64_t data_offset;
+};
+
+static int payload_read_chunk(void *arg, struct chunk *c)
+{
+	struct payload_reader *r = arg;
+	uint64_t off = r->data_offset + c->off;
+	size_t padded = (c->len + SECTOR_SIZE - 1) & ~(size_t)(SECTOR_SIZE - 1);
+	int rc = -EINVAL;
+
+	if (r->direct_fd >= 0 && !atomic_load(&r->direct_failed)) {
+		rc = bdev_pread_full(r->direct_fd, c->buf, padded, off);
+		if (rc == -EINVAL)
+			atomic_store(&r->direct_failed, true);
+	}
+	if (rc == -EINVAL)
+		rc = bdev_pread_full(r->bd->fd, c->buf, c->len, off);
+	if (rc < 0)
+		return chunk_error(c, rc, "%s: read error at payload offset %llu (device offset %llu): %s",
+				   r->bd->path, (unsigned long long)c->off, (unsigned long long)off,
+				   rc == -EIO ? "I/O error or unexpected end of device" : strerror(-rc));
+	return 0;
+}
+
+/* What verify needs from the header: a complete record; else -ENODATA and why. */
+static int verify_check_header(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h)
+{
+	if (!hdr_has_magic(h))
+		return ctx_error(ctx, ENODATA, "%s: no image header in sector 0", bd->path);
+	if (h->version != HDR_VERSION || h->rec_status == REC_NEWER)
+		return ctx_error(ctx, EPROTO, "%s: header version %u (record version %u) is newer than this build understands",
+				 bd->path, h->version, h->rec.version);
+	if (h->rec_status == REC_ABSENT)
+		return ctx_error(ctx, ENODATA, "%s: no commit record (the header was written by Virtlet or `ensure`), so there is nothing to verify against",
+				 bd->path);
+	if (h->rec_status == REC_CORRUPT)
+		return ctx_error(ctx, EBADMSG, "%s: the commit record is damaged (bad checksum)", bd->path);
+	if (h->rec.state != REC_STATE_COMPLETE)
+		return ctx_error(ctx, ENODATA, "%s: the last write did not complete (state \"writing\"); provision again",
+				 bd->path);
+	if (bd->size < h->rec.data_offset || bd->size - h->rec.data_offset < h->rec.image_size)
+		return ctx_error(ctx, EBADMSG, "%s: the record claims %llu bytes of payload, more than the device holds",
+				 bd->path, (unsigned long long)h->rec.image_size);
+	return 0;
+}
+
+int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threads,
+		  imgdev_progress_fn progress, void *progress_data,
+		  struct imgdev_verify_result *res)
+{
+	double t0 = now_seconds();
+	struct payload_reader reader = { .direct_fd = -1 };
+	struct pipeline_job job = { .workers = threads, .read_fn = payload_read_chunk,
+				    .arg = &reader, .progress = progress,
+				    .progress_arg = progress_data };
+	uint8_t sector[SECTOR_SIZE];
+	char want[72], got[72];
+	struct bdev bd;
+	struct hdr h;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = bdev_open(ctx, device, O_RDONLY, &bd);
+	if (rc < 0)
+		return rc;
+	rc = bdev_read_sector0(ctx, &bd, sector);
+	if (rc == 0) {
+		hdr_decode(sector, sizeof(sector), &h);
+		rc = verify_check_header(ctx, &bd, &h);
+	}
+	if (rc < 0)
+		goto out;
+	memcpy(res->image_hash, h.image_hash, IMGDEV_HASH_SIZE);
+	res->image_size = job.size = h.rec.image_size;
+	reader.bd = &bd;
+	reader.data_offset = h.rec.data_offset;
+	if (bd.is_block && bdev_logical_block_size(&bd) == SECTOR_SIZE)
+		reader.direct_fd = open(bd.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	rc = pipeline_run(ctx, &job, res->content_hash);
+	if (rc == 0 && memcmp(res->content_hash, h.rec.content_hash, IMGDEV_HASH_SIZE) != 0) {
+		imgdev_format_hash(h.rec.content_hash, want);
+		imgdev_format_hash(res->content_hash, got);
+		rc = ctx_error(ctx, EBADMSG,
+			       "%s: the payload does not match its commit record: content hash %s, recorded %s",
+			       bd.path, got, want);
+	}
+out:
+	if (reader.direct_fd >= 0)
+		close(reader.direct_fd);
+	res->seconds = now_seconds() - t0;
+	bdev_close(&bd);
+	return rc;
+}

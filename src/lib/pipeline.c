@@ -1,0 +1,250 @@
+/*
+ * The chunk pipeline (see pipeline.h). Chunk i lives in slot i % nslots;
+ * a worker may claim chunk i only once chunk i - nslots has been folded,
+ * which bounds memory to nslots buffers whatever the payload size. Workers
+ * write their error into the chunk; the folding thread sees errors in
+ * order, stops the run and reports the first.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "pipeline.h"
+
+#define MAX_WORKERS 8
+#define MAX_SLOTS 8
+
+enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
+
+struct pipeline {
+	const struct pipeline_job *job;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	struct chunk *slots;
+	unsigned int nslots;
+	uint64_t nchunks;
+	uint64_t next_claim;
+	uint64_t next_fold;
+	bool stop;
+	EVP_MD *sha256;
+	uint8_t zero_digest[IMGDEV_HASH_SIZE];	/* of one whole zero block */
+};
+
+static const uint8_t zeros[CONTENT_BLOCK_SIZE];
+
+int chunk_error(struct chunk *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+	return err > 0 ? -err : err;
+}
+
+bool buf_is_zero(const uint8_t *p, size_t len)
+{
+	if (len < 16)
+		return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+	/* The first 16 bytes are zero, and every byte equals the one 16 before it. */
+	for (size_t i = 0; i < 16; i++)
+		if (p[i])
+			return false;
+	return memcmp(p, p + 16, len - 16) == 0;
+}
+
+static void block_digest(const EVP_MD *md, const uint8_t *p, size_t len, uint8_t *out)
+{
+	unsigned int dlen = 0;
+
+	EVP_Digest(p, len, out, &dlen, md, NULL);
+}
+
+/* Classify and hash every block of a filled chunk. */
+static void chunk_hash(struct pipeline *pl, struct chunk *c)
+{
+	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
+		uint32_t blen = c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE;
+
+		c->zero[b] = c->all_zero || buf_is_zero(c->buf + off, blen);
+		if (c->zero[b] && blen == CONTENT_BLOCK_SIZE)
+			memcpy(c->digest[b], pl->zero_digest, IMGDEV_HASH_SIZE);
+		else
+			block_digest(pl->sha256, c->zero[b] ? zeros : c->buf + off, blen,
+				     c->digest[b]);
+	}
+}
+
+/* Claim the next chunk, or NULL when there is none or the run stopped. */
+static struct chunk *claim(struct pipeline *pl)
+{
+	struct chunk *c = NULL;
+
+	pthread_mutex_lock(&pl->lock);
+	while (!pl->stop && pl->next_claim < pl->nchunks &&
+	       pl->next_claim >= pl->next_fold + pl->nslots)
+		pthread_cond_wait(&pl->changed, &pl->lock);
+	if (!pl->stop && pl->next_claim < pl->nchunks) {
+		uint64_t i = pl->next_claim++;
+		uint64_t left = pl->job->size - i * CHUNK_SIZE;
+
+		c = &pl->slots[i % pl->nslots];
+		c->index = i;
+		c->off = i * CHUNK_SIZE;
+		c->len = left < CHUNK_SIZE ? (uint32_t)left : CHUNK_SIZE;
+		c->all_zero = false;
+		c->err = 0;
+		c->msg[0] = '\0';
+		c->state = SLOT_BUSY;
+	}
+	pthread_mutex_unlock(&pl->lock);
+	return c;
+}
+
+static void *worker(void *arg)
+{
+	struct pipeline *pl = arg;
+	const struct pipeline_job *job = pl->job;
+	struct chunk *c;
+
+	while ((c = claim(pl))) {
+		int rc = job->read_fn(job->arg, c);
+
+		if (rc == 0) {
+			chunk_hash(pl, c);
+			if (job->write_fn)
+				rc = job->write_fn(job->arg, c);
+		}
+		pthread_mutex_lock(&pl->lock);
+		c->err = rc;
+		c->state = SLOT_DONE;
+		if (rc < 0)
+			pl->stop = true;	/* no new claims; the folder reports it */
+		pthread_cond_broadcast(&pl->changed);
+		pthread_mutex_unlock(&pl->lock);
+	}
+	return NULL;
+}
+
+/* Feed a chunk's bytes to the identity hash (zeros where it was a hole). */
+static void identity_update(EVP_MD_CTX *id, const struct chunk *c)
+{
+	if (!c->all_zero) {
+		EVP_DigestUpdate(id, c->buf, c->len);
+		return;
+	}
+	for (uint32_t off = 0; off < c->len; off += CONTENT_BLOCK_SIZE)
+		EVP_DigestUpdate(id, zeros,
+				 c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE);
+}
+
+/* Fold chunks in order until all are done or one failed; 0 or its error. */
+static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *content)
+{
+	const struct pipeline_job *job = pl->job;
+
+	for (uint64_t i = 0; i < pl->nchunks; i++) {
+		struct chunk *c = &pl->slots[i % pl->nslots];
+		int err;
+
+		pthread_mutex_lock(&pl->lock);
+		while (!(c->state == SLOT_DONE && c->index == i))
+			pthread_cond_wait(&pl->changed, &pl->lock);
+		err = c->err;
+		pthread_mutex_unlock(&pl->lock);
+		if (err < 0)
+			return ctx_error(ctx, err, "%s", c->msg);
+		EVP_DigestUpdate(content, c->digest,
+				 (size_t)((c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE) *
+					 IMGDEV_HASH_SIZE);
+		if (job->identity)
+			identity_update(job->identity, c);
+		pthread_mutex_lock(&pl->lock);
+		c->state = SLOT_FREE;
+		pl->next_fold = i + 1;
+		pthread_cond_broadcast(&pl->changed);
+		pthread_mutex_unlock(&pl->lock);
+		if (job->progress)
+			job->progress(job->progress_arg, c->off + c->len, job->size);
+	}
+	return 0;
+}
+
+static unsigned int worker_count(const struct pipeline_job *job)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int n = job->workers ? job->workers : cpus > 0 ? (unsigned int)cpus : 1;
+
+	return n > MAX_WORKERS ? MAX_WORKERS : n;
+}
+
+static int pipeline_setup(struct pipeline *pl, unsigned int nworkers)
+{
+	pthread_mutex_init(&pl->lock, NULL);
+	pthread_cond_init(&pl->changed, NULL);
+	pl->nslots = 2 * nworkers + 2 > MAX_SLOTS ? MAX_SLOTS : 2 * nworkers + 2;
+	pl->nchunks = (pl->job->size + CHUNK_SIZE - 1) / CHUNK_SIZE;
+	pl->slots = calloc(pl->nslots, sizeof(*pl->slots));
+	pl->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!pl->slots || !pl->sha256)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < pl->nslots; i++)
+		if (posix_memalign((void **)&pl->slots[i].buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD))
+			return -ENOMEM;
+	block_digest(pl->sha256, zeros, CONTENT_BLOCK_SIZE, pl->zero_digest);
+	return 0;
+}
+
+static void pipeline_teardown(struct pipeline *pl)
+{
+	for (unsigned int i = 0; pl->slots && i < pl->nslots; i++)
+		free(pl->slots[i].buf);
+	free(pl->slots);
+	EVP_MD_free(pl->sha256);
+	pthread_mutex_destroy(&pl->lock);
+	pthread_cond_destroy(&pl->changed);
+}
+
+int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
+		 uint8_t content_hash[IMGDEV_HASH_SIZE])
+{
+	struct pipeline pl = { .job = job };
+	unsigned int nworkers = worker_count(job), started = 0;
+	pthread_t threads[MAX_WORKERS];
+	EVP_MD_CTX *content = EVP_MD_CTX_new();
+	unsigned int dlen = 0;
+	int rc = pipeline_setup(&pl, nworkers);
+
+	if (rc == 0 && (!content || !EVP_DigestInit_ex(content, pl.sha256, NULL)))
+		rc = -ENOMEM;
+	if (rc < 0) {
+		rc = ctx_error(ctx, ENOMEM, "cannot set up the copy: out of memory");
+		goto out;
+	}
+	for (; started < nworkers; started++) {
+		rc = -pthread_create(&threads[started], NULL, worker, &pl);
+		if (rc < 0) {
+			ctx_error(ctx, -rc, "cannot start a worker thread: %s", strerror(-rc));
+			break;
+		}
+	}
+	if (rc == 0)
+		rc = fold_all(&pl, ctx, content);
+	pthread_mutex_lock(&pl.lock);
+	pl.stop = true;
+	pthread_cond_broadcast(&pl.changed);
+	pthread_mutex_unlock(&pl.lock);
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (rc == 0)
+		EVP_DigestFinal_ex(content, content_hash, &dlen);
+out:
+	EVP_MD_CTX_free(content);
+	pipeline_teardown(&pl);
+	return rc;
+}

@@ -1,0 +1,72 @@
+/*
+ * The parallel chunk pipeline behind provision and verify. Worker threads
+ * take chunks (4 MiB) of a payload, have them filled (read_fn), hash each
+ * 64 KiB block (all-zero blocks take a precomputed digest, unhashed), and
+ * hand them to write_fn; the calling thread folds the block digests in order
+ * into the content hash and, optionally, feeds the bytes in order to an
+ * identity hash. Memory is bounded: a fixed ring of chunk buffers.
+ */
+#ifndef IMGDEV_PIPELINE_H
+#define IMGDEV_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "header.h"
+
+#define CHUNK_SIZE (4u * 1024 * 1024)
+#define CHUNK_BLOCKS (CHUNK_SIZE / CONTENT_BLOCK_SIZE)
+#define BUF_ALIGN 4096
+#define CHUNK_PAD 4096	/* room to round the last transfer up for O_DIRECT */
+
+struct chunk {
+	uint64_t index;
+	uint64_t off;		/* within the payload */
+	uint32_t len;
+	bool all_zero;		/* read_fn: the whole chunk is zeros, buf untouched */
+	uint8_t *buf;		/* CHUNK_SIZE + CHUNK_PAD, BUF_ALIGN-aligned */
+	bool zero[CHUNK_BLOCKS];	/* per block, set by the pipeline */
+	uint8_t digest[CHUNK_BLOCKS][IMGDEV_HASH_SIZE];
+	/* internal */
+	int state;
+	int err;
+	char msg[512];		/* the error's message, set with chunk_error() */
+};
+
+/*
+ * Fill c->buf[0..c->len) (or set c->all_zero), or write the chunk out.
+ * Runs in a worker thread: report failure with return chunk_error(c, ...).
+ */
+typedef int (*chunk_fn)(void *arg, struct chunk *c);
+/* Progress: bytes of the payload done so far, of total. */
+typedef void (*progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+struct pipeline_job {
+	uint64_t size;			/* payload bytes */
+	unsigned int workers;		/* 0: one per CPU */
+	chunk_fn read_fn;
+	chunk_fn write_fn;		/* NULL to only hash */
+	void *arg;
+	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
+	progress_fn progress;
+	void *progress_arg;
+};
+
+/*
+ * Run the job. On success fills content_hash (SHA-256 over the block
+ * digests, in order) and returns 0; else returns the first chunk error
+ * (the message is in ctx) and stops the other workers promptly.
+ */
+int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
+		 uint8_t content_hash[IMGDEV_HASH_SIZE]);
+
+/* Record an error message in the chunk (not the shared context); returns -err. */
+int chunk_error(struct chunk *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Whether len bytes at p are all zero. */
+bool buf_is_zero(const uint8_t *p, size_t len);
+
+#endif
