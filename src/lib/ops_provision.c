@@ -340,6 +340,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
 		if (rc == 0)
 			rc = provision_write(ctx, &bd, src, opts, res);
+		bdev_close(&bd);	/* release the exclusive open: the mapping claims it */
 		if (rc < 0)
 			goto out;
 	}
