@@ -88,6 +88,109 @@ static void test_be_helpers(void **state)
 	assert_int_equal(get_be16(b), 0xbeef);
 }
 
+static void make_complete(struct hdr *h, uint8_t sector[SECTOR_SIZE])
+{
+	uint8_t hash[IMGDEV_HASH_SIZE];
+
+	fill_hash(hash);
+	hdr_init_v1(h, hash);
+	h->rec_status = REC_VALID;
+	h->rec.version = REC_VERSION;
+	h->rec.state = REC_STATE_COMPLETE;
+	h->rec.block_size = CONTENT_BLOCK_SIZE;
+	h->rec.data_offset = 512;
+	h->rec.image_size = UINT64_C(0x123456789);
+	memset(h->rec.content_hash, 0x11, IMGDEV_HASH_SIZE);
+	memcpy(h->rec.target_hash, hash, IMGDEV_HASH_SIZE);
+	h->rec.commit_time = 1700000000;
+	hdr_encode(h, sector);
+}
+
+/* The record sits at 64..511 and leaves Virtlet's 42 bytes as they were. */
+static void test_record_layout(void **state)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	(void)state;
+	make_complete(&h, sector);
+	for (int i = HDR_SIZE; i < REC_OFFSET; i++)
+		assert_int_equal(sector[i], 0);
+	assert_memory_equal(sector + 64, "IMGDEVCR", 8);
+	assert_int_equal(get_be16(sector + 72), 1);
+	assert_int_equal(get_be16(sector + 74), REC_STATE_COMPLETE);
+	assert_int_equal(get_be32(sector + 76), 65536);
+	assert_true(get_be64(sector + 80) == 512);
+	assert_true(get_be64(sector + 88) == UINT64_C(0x123456789));
+	assert_int_equal(sector[96], 0x11);
+	assert_memory_equal(sector + 128, h.image_hash, IMGDEV_HASH_SIZE);
+	assert_true(get_be64(sector + 160) == 1700000000);
+	for (int i = 168; i < REC_SUM_OFFSET; i++)
+		assert_int_equal(sector[i], 0);
+}
+
+static void test_record_roundtrip(void **state)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr in, out;
+
+	(void)state;
+	make_complete(&in, sector);
+	hdr_decode(sector, sizeof(sector), &out);
+	assert_int_equal(out.rec_status, REC_VALID);
+	assert_memory_equal(&out.rec, &in.rec, sizeof(in.rec));
+	assert_true(hdr_is_complete(&out, in.image_hash));
+	out.image_hash[0] ^= 1;
+	assert_false(hdr_is_complete(&out, in.image_hash));
+}
+
+/* Any flipped bit in the covered range makes the record corrupt, never valid. */
+static void test_record_checksum(void **state)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	(void)state;
+	/* (bytes 72-73, the version, read as a newer record: refused, not trusted) */
+	for (int i = 74; i < SECTOR_SIZE; i += 7) {
+		make_complete(&h, sector);
+		sector[i] ^= 0x04;
+		hdr_decode(sector, sizeof(sector), &h);
+		assert_int_equal(h.rec_status, REC_CORRUPT);
+		assert_false(hdr_is_complete(&h, h.image_hash));
+	}
+}
+
+static void test_record_absent_newer_and_writing(void **state)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	(void)state;
+	make_complete(&h, sector);
+	memset(sector + 64, 0, SECTOR_SIZE - 64);	/* what Virtlet and ensure write */
+	hdr_decode(sector, sizeof(sector), &h);
+	assert_int_equal(h.rec_status, REC_ABSENT);
+	assert_false(hdr_is_complete(&h, h.image_hash));
+	assert_int_equal(hdr_data_offset(&h), 512);
+	make_complete(&h, sector);
+	put_be16(sector + 72, 2);
+	hdr_decode(sector, sizeof(sector), &h);
+	assert_int_equal(h.rec_status, REC_NEWER);
+	assert_int_equal(h.rec.version, 2);
+	make_complete(&h, sector);
+	h.rec.state = REC_STATE_WRITING;
+	hdr_encode(&h, sector);
+	hdr_decode(sector, sizeof(sector), &h);
+	assert_int_equal(h.rec_status, REC_VALID);
+	assert_false(hdr_is_complete(&h, h.image_hash));
+	/* A record behind a foreign sector is not even looked at. */
+	make_complete(&h, sector);
+	sector[0] ^= 0xff;
+	hdr_decode(sector, sizeof(sector), &h);
+	assert_int_equal(h.rec_status, REC_ABSENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -95,6 +198,10 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_decode_foreign),
 		cmocka_unit_test(test_be_helpers),
+		cmocka_unit_test(test_record_layout),
+		cmocka_unit_test(test_record_roundtrip),
+		cmocka_unit_test(test_record_checksum),
+		cmocka_unit_test(test_record_absent_newer_and_writing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

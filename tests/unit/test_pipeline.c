@@ -1,0 +1,170 @@
+/*
+ * Unit tests of the chunk pipeline: the content hash equals the definition
+ * (SHA-256 over the SHA-256 of each 64 KiB block), computed here the slow and
+ * obvious way; the identity hash equals a plain SHA-256 of the payload; zero
+ * blocks are flagged; the first failing chunk's message is reported.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "imgdev.h"
+#include "pipeline.h"
+
+struct memsrc {
+	const uint8_t *data;
+	uint64_t size;
+	uint64_t fail_at;		/* chunk index that fails, or UINT64_MAX */
+	uint64_t zero_blocks;		/* counted by write_fn */
+	uint64_t bytes_seen;
+};
+
+static int mem_read(void *arg, struct chunk *c)
+{
+	struct memsrc *m = arg;
+
+	if (c->index == m->fail_at)
+		return chunk_error(c, EIO, "chunk %llu failed", (unsigned long long)c->index);
+	if (buf_is_zero(m->data + c->off, c->len)) {
+		c->all_zero = true;	/* what a hole-aware source does */
+		return 0;
+	}
+	memcpy(c->buf, m->data + c->off, c->len);
+	return 0;
+}
+
+static int mem_write(void *arg, struct chunk *c)
+{
+	struct memsrc *m = arg;
+
+	for (uint32_t b = 0; b * CONTENT_BLOCK_SIZE < c->len; b++)
+		if (c->zero[b])
+			__atomic_fetch_add(&m->zero_blocks, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->bytes_seen, c->len, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The definition, block by block. */
+static void reference_hash(const uint8_t *data, uint64_t size, uint8_t out[32])
+{
+	EVP_MD_CTX *outer = EVP_MD_CTX_new();
+	unsigned int len;
+
+	EVP_DigestInit_ex(outer, EVP_sha256(), NULL);
+	for (uint64_t off = 0; off < size; off += CONTENT_BLOCK_SIZE) {
+		uint64_t n = size - off < CONTENT_BLOCK_SIZE ? size - off : CONTENT_BLOCK_SIZE;
+		uint8_t d[32];
+
+		EVP_Digest(data + off, n, d, &len, EVP_sha256(), NULL);
+		EVP_DigestUpdate(outer, d, 32);
+	}
+	EVP_DigestFinal_ex(outer, out, &len);
+	EVP_MD_CTX_free(outer);
+}
+
+/* Random data with a zero block, a whole zero chunk, and an odd tail. */
+static uint8_t *make_payload(uint64_t size)
+{
+	uint8_t *p = malloc(size);
+	uint32_t x = 12345;
+
+	assert_non_null(p);
+	for (uint64_t i = 0; i < size; i++) {
+		x = x * 1103515245 + 12345;
+		p[i] = (uint8_t)(x >> 16);
+	}
+	memset(p + 3 * CONTENT_BLOCK_SIZE, 0, CONTENT_BLOCK_SIZE);
+	if (size > 2 * (uint64_t)CHUNK_SIZE)
+		memset(p + CHUNK_SIZE, 0, CHUNK_SIZE);
+	return p;
+}
+
+static void run_case(uint64_t size, unsigned int workers)
+{
+	struct imgdev_ctx *ctx;
+	uint8_t *data = make_payload(size);
+	uint8_t got[32], want[32], id_got[32], id_want[32];
+	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
+	struct pipeline_job job = { .size = size, .workers = workers, .read_fn = mem_read,
+				    .write_fn = mem_write, .arg = &m };
+	unsigned int len;
+
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	job.identity = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL);
+	assert_int_equal(pipeline_run(ctx, &job, got), 0);
+	EVP_DigestFinal_ex(job.identity, id_got, &len);
+	reference_hash(data, size, want);
+	assert_memory_equal(got, want, 32);
+	EVP_Digest(data, size, id_want, &len, EVP_sha256(), NULL);
+	assert_memory_equal(id_got, id_want, 32);
+	assert_true(m.bytes_seen == size);
+	assert_true(m.zero_blocks >= 1 + (size > 2 * (uint64_t)CHUNK_SIZE ? CHUNK_BLOCKS : 0));
+	EVP_MD_CTX_free(job.identity);
+	imgdev_ctx_free(ctx);
+	free(data);
+}
+
+static void test_hash_matches_definition(void **state)
+{
+	(void)state;
+	run_case(3 * (uint64_t)CHUNK_SIZE + 12345, 1);
+	run_case(3 * (uint64_t)CHUNK_SIZE + 12345, 3);
+	run_case(9 * (uint64_t)CHUNK_SIZE, 2);
+	run_case(4 * CONTENT_BLOCK_SIZE + 1, 2);
+	run_case(4 * CONTENT_BLOCK_SIZE, 8);
+}
+
+static void test_first_error_is_reported(void **state)
+{
+	struct imgdev_ctx *ctx;
+	uint64_t size = 20 * (uint64_t)CHUNK_SIZE;
+	uint8_t *data = make_payload(size);
+	struct memsrc m = { .data = data, .size = size, .fail_at = 5 };
+	struct pipeline_job job = { .size = size, .workers = 2, .read_fn = mem_read,
+				    .write_fn = mem_write, .arg = &m };
+	uint8_t got[32];
+
+	(void)state;
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(pipeline_run(ctx, &job, got), -EIO);
+	assert_string_equal(imgdev_ctx_last_error(ctx), "chunk 5 failed");
+	/* It stopped: not every chunk was written. */
+	assert_true(m.bytes_seen < size);
+	imgdev_ctx_free(ctx);
+	free(data);
+}
+
+static void test_buf_is_zero(void **state)
+{
+	uint8_t b[100] = { 0 };
+
+	(void)state;
+	assert_true(buf_is_zero(b, sizeof(b)));
+	assert_true(buf_is_zero(b, 0));
+	assert_true(buf_is_zero(b, 5));
+	b[99] = 1;
+	assert_false(buf_is_zero(b, sizeof(b)));
+	assert_true(buf_is_zero(b, 99));
+	b[3] = 1;
+	assert_false(buf_is_zero(b, 5));
+	assert_false(buf_is_zero(b, 17));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hash_matches_definition),
+		cmocka_unit_test(test_first_error_is_reported),
+		cmocka_unit_test(test_buf_is_zero),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
