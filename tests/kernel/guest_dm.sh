@@ -82,6 +82,16 @@ expect 'a backing device that cannot be read is skipped with a warning' '
 	assert_eq "$out" ""
 	assert_contains "$err" "warning: virtlet-dm-one: skipped: backing device $B"'
 
+expect 'list still finds ours among 200 long-named devices (the list buffer grows)' '
+	pad=$(printf "%0110d" 0) spec="" names=()
+	for i in $(seq 1 200); do
+		spec+="many-$i-$pad,,,,0 8 zero;"; names+=("many-$i-$pad")
+	done
+	dmsetup create --concise "${spec%;}"
+	run_imgdev list; assert_rc 0
+	assert_eq "$(echo $out)" "other-linear virtlet-dm-one virtlet-dm-two virtlet-dm-virtlet"
+	dmsetup remove "${names[@]}"'
+
 expect 'unmap removes the device and its node' '
 	run_imgdev unmap virtlet-dm-two; assert_rc 0
 	[ ! -e /dev/mapper/virtlet-dm-two ]
