@@ -95,14 +95,22 @@ int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
 #define IMGDEV_MATCHED 0
 #define IMGDEV_WRITTEN 1
 
+/* Flags of imgdev_ensure(). */
+#define IMGDEV_FORCE (1u << 0)	/* write over a foreign filesystem or partition table */
+
 /*
  * Make sector 0 of device name the image with this hash (Virtlet's
  * EnsureDevHeaderMatches). Returns IMGDEV_MATCHED when the header already
  * matches (nothing written), IMGDEV_WRITTEN after writing a new version-1
- * header sector, or -errno (nothing written).
+ * header sector, or -errno (nothing written): -EPROTO for a header of a
+ * newer version (never overwritten) or a matching one of another version,
+ * -EEXIST when a device without our header carries a filesystem, RAID,
+ * crypto or partition-table signature (unless flags has IMGDEV_FORCE),
+ * -EBUSY when it is mounted, mapped or otherwise held. Writers of one device
+ * take turns (an advisory lock on it).
  */
 int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
-		  const uint8_t hash[IMGDEV_HASH_SIZE]);
+		  const uint8_t hash[IMGDEV_HASH_SIZE], unsigned int flags);
 
 /*
  * Check a mapping name: the prefix, the device-mapper length limit, allowed
@@ -157,6 +165,7 @@ struct imgdev_provision_opts {
 	bool has_digest;		/* digest is the image hash (else hash the file) */
 	uint8_t digest[IMGDEV_HASH_SIZE];
 	bool no_map;			/* write and commit, but do not map */
+	bool force;			/* write over foreign signatures */
 	unsigned int threads;		/* worker threads; 0: one per CPU */
 	imgdev_progress_fn progress;
 	void *progress_data;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev)
-test=("${build[@]}" user-mode-linux busybox-static dmsetup util-linux e2fsprogs xxd valgrind)
+test=("${build[@]}" user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd valgrind clang)
 bench=("${test[@]}" qemu-utils hyperfine)
 demo=("${build[@]}" util-linux e2fsprogs)
 

@@ -11,7 +11,7 @@
 
 #include "cli.h"
 
-enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS };
+enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE };
 
 static const struct option provision_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -20,6 +20,7 @@ static const struct option provision_opts[] = {
 	{ "progress", optional_argument, NULL, OPT_PROGRESS },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -58,6 +59,7 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 	switch (c) {
 	case OPT_NAME: a->opts.name = optarg; return 0;
 	case OPT_NO_MAP: a->opts.no_map = true; return 0;
+	case OPT_FORCE: a->opts.force = true; return 0;
 	case OPT_JSON: a->json = true; return 0;
 	case OPT_PROGRESS: return parse_progress(cli, optarg, &a->progress);
 	case OPT_THREADS: return parse_threads(cli, optarg, &a->opts.threads);
@@ -95,7 +97,7 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
 	static const char usage[] =
-		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N]";
+		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force]";
 	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;

@@ -68,17 +68,30 @@ static void print_json(struct json_object *obj)
 
 int cmd_ensure(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "ensure DEVICE HASH";
+	static const char usage[] = "ensure DEVICE HASH [--force]";
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
 	uint8_t hash[IMGDEV_HASH_SIZE];
-	int status, rc;
+	unsigned int flags = 0;
+	int c, rc;
 
-	if (cli_parse_simple(cli, argc, argv, NULL, usage, &status) < 0)
-		return status;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'f')
+			flags |= IMGDEV_FORCE;
+		else if (c == 'h')
+			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+		else
+			return option_error(cli, c, argv);
+	}
 	if (want_args(cli, argc, 2, usage) < 0)
 		return EXIT_USAGE;
 	if (imgdev_parse_hash(cli->ctx, argv[optind + 1], hash) < 0)
 		return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));
-	rc = imgdev_ensure(cli->ctx, argv[optind], hash);
+	rc = imgdev_ensure(cli->ctx, argv[optind], hash, flags);
 	if (rc < 0)
 		return cli_fail(cli);
 	puts(rc == IMGDEV_WRITTEN ? "written" : "matched");

@@ -3,15 +3,18 @@
  * checks that keep us off anything that is not a disk or an image file,
  * size through BLKGETSIZE64 or st_size, and full-length positioned I/O.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "blockdev.h"
@@ -41,6 +44,66 @@ static int bdev_learn_size(struct imgdev_ctx *ctx, struct bdev *bd, const struct
 	return 0;
 }
 
+/* The first holder of dev that device-mapper names, into name; 0 or -1. */
+static int dm_holder_name(struct imgdev_ctx *ctx, dev_t dev, char *name, size_t len)
+{
+	char rel[96], *dir_path, *name_path;
+	struct dirent *e;
+	DIR *dir;
+	int rc = -1;
+
+	snprintf(rel, sizeof(rel), "dev/block/%u:%u/holders", major(dev), minor(dev));
+	dir_path = path_join(ctx->sysfs_dir, rel);
+	dir = dir_path ? opendir(dir_path) : NULL;
+	while (dir && rc < 0 && (e = readdir(dir))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "block/%.40s/dm/name", e->d_name);
+		name_path = path_join(ctx->sysfs_dir, rel);
+		f = name_path ? fopen(name_path, "re") : NULL;
+		if (f && fgets(name, (int)len, f)) {
+			name[strcspn(name, "\n")] = '\0';
+			rc = 0;
+		}
+		if (f)
+			fclose(f);
+		free(name_path);
+	}
+	if (dir)
+		closedir(dir);
+	free(dir_path);
+	return rc;
+}
+
+/* Say who holds dev: a device-mapper device, a mount, or someone unknown. */
+static void describe_holder(struct imgdev_ctx *ctx, dev_t dev, char *out, size_t len)
+{
+	char name[130], line[1024], want[32];
+	FILE *f;
+
+	if (dm_holder_name(ctx, dev, name, sizeof(name)) == 0) {
+		snprintf(out, len, "mapped as device-mapper device %s", name);
+		return;
+	}
+	snprintf(want, sizeof(want), "%u:%u", major(dev), minor(dev));
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char majmin[32], mountpoint[512];
+
+		if (sscanf(line, "%*s %*s %31s %*s %511s", majmin, mountpoint) == 2 &&
+		    strcmp(majmin, want) == 0) {
+			snprintf(out, len, "mounted on %.200s", mountpoint);
+			fclose(f);
+			return;
+		}
+	}
+	if (f)
+		fclose(f);
+	snprintf(out, len, "held open exclusively by another program");
+}
+
 int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *bd)
 {
 	char resolved[PATH_MAX];
@@ -61,9 +124,16 @@ int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *
 		flags &= ~O_EXCL;	/* exclusive open means something only for devices */
 	bd->fd = open(resolved, flags | O_CLOEXEC);
 	if (bd->fd < 0 && errno == EBUSY && (flags & O_EXCL)) {
-		rc = ctx_error(ctx, EBUSY,
-			       "%s: device is in use (mounted, mapped, or held open exclusively); refusing to write to it",
-			       path);
+		char who[256];
+
+		describe_holder(ctx, st.st_rdev, who, sizeof(who));
+		rc = ctx_error(ctx, EBUSY, "%s: device is in use (%s); refusing to write to it",
+			       path, who);
+		goto out;
+	}
+	if (bd->fd < 0 && (errno == EACCES || errno == EPERM)) {
+		rc = ctx_error(ctx, errno, "%s: cannot open: permission denied (%s)", path,
+			       geteuid() == 0 ? "read-only device or file" : "writing devices needs root");
 		goto out;
 	}
 	if (bd->fd < 0) {
@@ -181,7 +251,7 @@ int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len)
 	return write_zeros(bd->fd, off, len);
 }
 
-int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector)
+int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *sector)
 {
 	int rc;
 
@@ -196,7 +266,7 @@ int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector)
 	return 0;
 }
 
-int bdev_write_sector0(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *sector)
+int bdev_write_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *sector)
 {
 	int rc = bdev_pwrite_full(bd->fd, sector, SECTOR_SIZE, 0);
 

@@ -49,7 +49,7 @@ unsigned int bdev_logical_block_size(const struct bdev *bd);
 int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len);
 
 /* Read / write sector 0, with a message in ctx on failure. */
-int bdev_read_sector0(struct imgdev_ctx *ctx, struct bdev *bd, uint8_t *sector);
-int bdev_write_sector0(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *sector);
+int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *sector);
+int bdev_write_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *sector);
 
 #endif

@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "blockdev.h"
 #include "header.h"
 #include "internal.h"
+#include "ops.h"
+#include "signatures.h"
 
 static int hex_value(char c)
 {
@@ -100,29 +103,75 @@ int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
 	return rc;
 }
 
-int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
-		  const uint8_t hash[IMGDEV_HASH_SIZE])
+/* 0 when a header with our magic may be replaced, else -EPROTO and why. */
+static int check_not_newer(struct imgdev_ctx *ctx, const char *path, const struct hdr *h)
+{
+	if (h->version > HDR_VERSION)
+		return ctx_error(ctx, EPROTO,
+				 "%s: header has metadata version %u, newer than this build understands (%d); refusing to overwrite it",
+				 path, h->version, HDR_VERSION);
+	if (h->rec_status == REC_NEWER)
+		return ctx_error(ctx, EPROTO,
+				 "%s: commit record has version %u, newer than this build understands (%d); refusing to overwrite it",
+				 path, h->rec.version, REC_VERSION);
+	return 0;
+}
+
+int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd)
+{
+	while (flock(bd->fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ctx_error(ctx, errno, "%s: cannot lock: %s", bd->path, strerror(errno));
+	return 0;
+}
+
+int check_overwrite_allowed(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h,
+			    bool force)
+{
+	if (hdr_has_magic(h))
+		return check_not_newer(ctx, bd->path, h);
+	return force ? 0 : sig_refuse_foreign(ctx, bd);
+}
+
+/* Decide under the lock: IMGDEV_MATCHED, IMGDEV_WRITTEN (to do), or -errno. */
+static int ensure_decide(struct imgdev_ctx *ctx, const struct bdev *probe,
+			 const uint8_t hash[IMGDEV_HASH_SIZE], unsigned int flags)
 {
 	uint8_t sector[SECTOR_SIZE];
-	struct bdev bd;
 	struct hdr h;
-	int rc = bdev_open(ctx, device, O_RDWR | O_SYNC, &bd);
+	int rc = bdev_read_sector0(ctx, probe, sector);
 
 	if (rc < 0)
 		return rc;
-	rc = bdev_read_sector0(ctx, &bd, sector);
-	if (rc < 0)
-		goto out;
 	hdr_decode(sector, sizeof(sector), &h);
 	if (hdr_has_magic(&h) && memcmp(h.image_hash, hash, IMGDEV_HASH_SIZE) == 0) {
 		if (h.version != HDR_VERSION)
-			rc = ctx_error(ctx, EPROTO,
-				       "%s: header has metadata version %u; this build understands version %d",
-				       bd.path, h.version, HDR_VERSION);
-		else
-			rc = IMGDEV_MATCHED;
-		goto out;
+			return ctx_error(ctx, EPROTO,
+					 "%s: header has metadata version %u; this build understands version %d",
+					 probe->path, h.version, HDR_VERSION);
+		return IMGDEV_MATCHED;
 	}
+	rc = check_overwrite_allowed(ctx, probe, &h, flags & IMGDEV_FORCE);
+	return rc < 0 ? rc : IMGDEV_WRITTEN;
+}
+
+int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
+		  const uint8_t hash[IMGDEV_HASH_SIZE], unsigned int flags)
+{
+	struct bdev probe = BDEV_INIT, bd = BDEV_INIT;
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+	int rc = bdev_open(ctx, device, O_RDONLY, &probe);
+
+	if (rc == 0)
+		rc = bdev_lock(ctx, &probe);
+	if (rc == 0)
+		rc = ensure_decide(ctx, &probe, hash, flags);
+	if (rc != IMGDEV_WRITTEN)
+		goto out;
+	rc = bdev_open(ctx, device, O_RDWR | O_SYNC | O_EXCL, &bd);
+	if (rc < 0)
+		goto out;
 	hdr_init_v1(&h, hash);
 	hdr_encode(&h, sector);
 	rc = bdev_write_sector0(ctx, &bd, sector);
@@ -130,5 +179,6 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 		rc = IMGDEV_WRITTEN;
 out:
 	bdev_close(&bd);
+	bdev_close(&probe);
 	return rc;
 }

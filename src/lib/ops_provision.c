@@ -224,23 +224,6 @@ out:
 	return rc;
 }
 
-/* Refuse headers this build must not overwrite; 0 when it may go on. */
-static int check_header_ours_to_write(struct imgdev_ctx *ctx, const char *path,
-				      const struct hdr *h)
-{
-	if (!hdr_has_magic(h))
-		return 0;
-	if (h->version != HDR_VERSION)
-		return ctx_error(ctx, EPROTO,
-				 "%s: header has metadata version %u; this build writes version %d and will not overwrite it",
-				 path, h->version, HDR_VERSION);
-	if (h->rec_status == REC_NEWER)
-		return ctx_error(ctx, EPROTO,
-				 "%s: commit record has version %u; this build knows version %d and will not overwrite it",
-				 path, h->rec.version, REC_VERSION);
-	return 0;
-}
-
 /*
  * Whether the device already holds this image: a complete record for an
  * image of this size whose hash is the digest (or, without one, the hash
@@ -292,15 +275,6 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
 	return check_payload_room(ctx, bd, src->size, src->path);
 }
 
-/* Take the device's provisioning lock, so writers of one device take turns. */
-static int lock_device(struct imgdev_ctx *ctx, const struct bdev *bd)
-{
-	while (flock(bd->fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return ctx_error(ctx, errno, "%s: cannot lock: %s", bd->path, strerror(errno));
-	return 0;
-}
-
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
 		     const struct imgdev_provision_opts *opts,
 		     struct imgdev_provision_result *res)
@@ -319,16 +293,14 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	if (rc == 0)
 		rc = bdev_open(ctx, device, O_RDONLY, &probe);
 	if (rc == 0)
-		rc = lock_device(ctx, &probe);
+		rc = bdev_lock(ctx, &probe);
 	if (rc == 0)
 		rc = bdev_read_sector0(ctx, &probe, sector);
 	if (rc < 0)
 		goto out;
 	hdr_decode(sector, sizeof(sector), &h);
 	res->image_size = src->size;
-	rc = check_header_ours_to_write(ctx, probe.path, &h);
-	if (rc == 0)
-		rc = header_matches(ctx, &h, src, opts, res->image_hash);
+	rc = header_matches(ctx, &h, src, opts, res->image_hash);
 	if (rc < 0)
 		goto out;
 	if (rc == 1) {
@@ -336,6 +308,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", probe.path);
 	} else {
 		rc = check_write_target(ctx, &probe, src, opts);
+		if (rc == 0)
+			rc = check_overwrite_allowed(ctx, &probe, &h, opts->force);
 		if (rc == 0)
 			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
 		if (rc == 0)

@@ -53,11 +53,13 @@ expect 'ensure refuses a matching header of another version, naming it, writing 
 	assert_contains "$err" "version 3"
 	assert_eq "$(sector0_hex "$d")" "$before"'
 
-expect 'ensure replaces an MBR in sector 0 entirely' '
-	d=$(new_disk d5 1048576)
-	printf "\x55\xaa" | dd of="$d" bs=1 seek=510 conv=notrunc status=none
-	run_imgdev ensure "$d" "$HEX_A"; assert_rc 0
-	assert_eq "$(head -c 512 "$d" | tail -c 2 | od -An -tx1 | tr -d " ")" 0000'
+expect 'ensure --force replaces an MBR in sector 0 entirely, partition table and all' '
+	d=$tmp/d5; truncate -s 64M "$d"
+	printf "label: dos\n,10M\n" | sfdisk -q "$d"
+	run_imgdev ensure "$d" "$HEX_A"; assert_rc 1; assert_contains "$err" "dos partition table"
+	run_imgdev ensure --force "$d" "$HEX_A"; assert_rc 0; assert_eq "$out" written
+	assert_eq "$(head -c 512 "$d" | tail -c 470 | tr -d "\0" | wc -c)" 0
+	[ -z "$(blkid -p "$d" 2>/dev/null)" ]'
 
 expect 'bad hashes are usage errors (exit 2) that say what is wrong' '
 	d=$(new_disk d6 4096); before=$(sector0_hex "$d")

@@ -88,7 +88,7 @@ static void test_ensure_writes_fresh(void **state)
 	struct hdr h;
 
 	read_file(fx->path, before, sizeof(before));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), IMGDEV_WRITTEN);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), IMGDEV_WRITTEN);
 	assert_int_equal(read_file(fx->path, after, sizeof(after)), FILE_SIZE);
 	hdr_init_v1(&h, fx->hash_a);
 	hdr_encode(&h, expect);
@@ -107,7 +107,7 @@ static void test_ensure_matched_writes_nothing(void **state)
 	hdr_encode(&h, sector);
 	memset(sector + 100, 0x5a, 50);	/* would be zeroed by any rewrite */
 	write_file(fx->path, sector, sizeof(sector));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), IMGDEV_MATCHED);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), IMGDEV_MATCHED);
 	read_file(fx->path, after, sizeof(after));
 	assert_memory_equal(after, sector, SECTOR_SIZE);
 }
@@ -118,13 +118,13 @@ static void test_ensure_rewrites_other_hash(void **state)
 	struct fixture *fx = *state;
 	struct imgdev_header hd;
 
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), IMGDEV_WRITTEN);
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_b), IMGDEV_WRITTEN);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), IMGDEV_WRITTEN);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_b, 0), IMGDEV_WRITTEN);
 	assert_int_equal(imgdev_header_read(fx->ctx, fx->path, &hd), 0);
 	assert_true(hd.present);
 	assert_int_equal(hd.version, 1);
 	assert_memory_equal(hd.image_hash, fx->hash_b, IMGDEV_HASH_SIZE);
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_b), IMGDEV_MATCHED);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_b, 0), IMGDEV_MATCHED);
 }
 
 /* Magic and hash match but another version: an error naming it, no write. */
@@ -138,7 +138,7 @@ static void test_ensure_other_version_fails(void **state)
 	h.version = 2;
 	hdr_encode(&h, sector);
 	write_file(fx->path, sector, sizeof(sector));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), -EPROTO);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), -EPROTO);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "version 2"));
 	read_file(fx->path, after, sizeof(after));
 	assert_memory_equal(after, sector, SECTOR_SIZE);
@@ -154,7 +154,7 @@ static void test_ensure_clears_stale_mbr(void **state)
 	sector[510] = 0x55;
 	sector[511] = 0xaa;
 	write_file(fx->path, sector, sizeof(sector));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), IMGDEV_WRITTEN);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), IMGDEV_WRITTEN);
 	read_file(fx->path, sector, sizeof(sector));
 	for (int i = HDR_SIZE; i < SECTOR_SIZE; i++)
 		assert_int_equal(sector[i], 0);
@@ -168,15 +168,15 @@ static void test_ensure_bad_targets(void **state)
 
 	memset(small, 0x42, sizeof(small));
 	write_file(fx->path, small, sizeof(small));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a), -EINVAL);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), -EINVAL);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "too small"));
 	assert_int_equal(read_file(fx->path, after, sizeof(after)), sizeof(small));
 	assert_memory_equal(after, small, sizeof(small));
-	assert_true(imgdev_ensure(fx->ctx, fx->dir, fx->hash_a) < 0);
+	assert_true(imgdev_ensure(fx->ctx, fx->dir, fx->hash_a, 0) < 0);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "directory"));
-	assert_int_equal(imgdev_ensure(fx->ctx, "/nonexistent/disk", fx->hash_a), -ENOENT);
+	assert_int_equal(imgdev_ensure(fx->ctx, "/nonexistent/disk", fx->hash_a, 0), -ENOENT);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "/nonexistent/disk"));
-	assert_true(imgdev_ensure(fx->ctx, "/dev/null", fx->hash_a) < 0);
+	assert_true(imgdev_ensure(fx->ctx, "/dev/null", fx->hash_a, 0) < 0);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "character device"));
 }
 
