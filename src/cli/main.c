@@ -89,7 +89,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv)
 	};
 	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_DEV_DIR: rc = imgdev_ctx_set_dev_dir(cli->ctx, optarg); break;
 		case OPT_SYSFS_DIR: rc = imgdev_ctx_set_sysfs_dir(cli->ctx, optarg); break;
@@ -97,7 +98,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv)
 		case 'v': cli->verbose++; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case OPT_VERSION: printf("imgdev %s\n", imgdev_version()); return EXIT_OK;
-		default: return cli_usage_error(cli, "bad option");
+		case ':': return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
+		default: return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
 		}
 		if (rc < 0)
 			return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));

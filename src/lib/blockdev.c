@@ -133,7 +133,8 @@ int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *
 	}
 	if (bd->fd < 0 && (errno == EACCES || errno == EPERM)) {
 		rc = ctx_error(ctx, errno, "%s: cannot open: permission denied (%s)", path,
-			       geteuid() == 0 ? "read-only device or file" : "writing devices needs root");
+			       geteuid() == 0 ? "an immutable or read-only file, or a read-only device" :
+						"imgdev needs root to open devices");
 		goto out;
 	}
 	if (bd->fd < 0) {
@@ -151,6 +152,14 @@ int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *
 	}
 	bd->is_block = S_ISBLK(st.st_mode);
 	bd->rdev = st.st_rdev;
+	if (bd->is_block && (flags & O_ACCMODE) != O_RDONLY) {
+		int ro = 0;
+
+		if (ioctl(bd->fd, BLKROGET, &ro) == 0 && ro) {
+			rc = ctx_error(ctx, EROFS, "%s: the device is read-only", path);
+			goto out;
+		}
+	}
 	rc = bdev_learn_size(ctx, bd, &st);
 out:
 	if (rc < 0)

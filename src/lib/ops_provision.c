@@ -307,9 +307,9 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 		memcpy(res->content_hash, h.rec.content_hash, IMGDEV_HASH_SIZE);
 		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", probe.path);
 	} else {
-		rc = check_write_target(ctx, &probe, src, opts);
+		rc = check_overwrite_allowed(ctx, &probe, &h, opts->force);
 		if (rc == 0)
-			rc = check_overwrite_allowed(ctx, &probe, &h, opts->force);
+			rc = check_write_target(ctx, &probe, src, opts);
 		if (rc == 0)
 			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
 		if (rc == 0)

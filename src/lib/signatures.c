@@ -46,7 +46,7 @@ static void describe(blkid_probe pr, char *out, size_t len)
 		snprintf(extra, sizeof(extra), " (UUID %s, label \"%s\")", uuid, label);
 	else if (uuid || label)
 		snprintf(extra, sizeof(extra), " (%s %s)", uuid ? "UUID" : "label", uuid ? uuid : label);
-	snprintf(out, len, "%s %s %s%s%s%s%s", strchr("aeiouAEIOU", (type ? type : "?")[0]) ? "an" : "a",
+	snprintf(out, len, "%s %s %s%s%s%s%s", strchr("aeiouxAEIOUX", (type ? type : "?")[0]) ? "an" : "a",
 		 type ? type : "unknown", what, extra, off ? " at offset " : "", off ? off : "",
 		 lookup(pr, "SBBADCSUM") ? ", with a bad checksum" : "");
 }
