@@ -1,31 +1,36 @@
-# The front door: thin wrappers around meson/ninja and the test scripts.
-# `make test` installs the Debian packages it needs when run as root.
+# The front door: thin wrappers around meson/ninja and the scripts in tests/,
+# bench/ and fuzz/. Targets that need Debian packages install the missing
+# ones first when run as root (tests/deps.sh, idempotent).
 BUILD ?= build
-ASAN_BUILD ?= build-asan
 PREFIX ?= /usr/local
 DESTDIR ?=
+FUZZ_SECONDS ?= 300
 
-.PHONY: all build deps test unit host kernel demo install bench fuzz clean
+.PHONY: all build test demo install bench fuzz clean
 
 all: build
 
-deps:
-	@tests/deps.sh test
-
 $(BUILD)/build.ninja:
+	@tests/deps.sh build
 	meson setup $(BUILD) --prefix=$(PREFIX)
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-$(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
-
-test: deps
+test:
+	@tests/deps.sh test
 	@tests/run-all.sh
 
 install: build
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
 
+bench: build
+	@tests/deps.sh bench
+	bench/provision
+
+fuzz:
+	@tests/deps.sh test
+	fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -37,6 +37,9 @@ for t in tests/kernel/test_*.sh; do
 	run_suite "kernel ${t##*/}" "$t"
 done
 
+# A brief fuzzing run of every target (make fuzz runs them longer).
+run_suite "fuzz (${FUZZ_SECONDS:-10}s each)" fuzz/run.sh "${FUZZ_SECONDS:-10}"
+
 echo
 echo "suites: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
