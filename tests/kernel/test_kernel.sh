@@ -14,8 +14,8 @@ fi
 disks=$(mktemp -d /var/tmp/imgdev-kdisks.XXXXXX)
 trap 'rm -rf "$disks"' EXIT
 args=()
-# b..e: guest_dm.sh; f, g: guest_provision.sh
-for d in b:64M c:32M d:16M e:32M f:64M g:64M; do
+# b..e: guest_dm.sh; f, g: guest_provision.sh; h: guest_faults.sh
+for d in b:64M c:32M d:16M e:32M f:64M g:64M h:64M; do
 	head -c 1M /dev/urandom >"$disks/${d%%:*}"
 	truncate -s "${d#*:}" "$disks/${d%%:*}"
 	args+=(--disk "$disks/${d%%:*}")
