@@ -2,7 +2,8 @@
 #   expect 'ensure on a fresh file writes the header' '
 #       run_imgdev ensure "$disk" "$HASH_A" && [ "$out" = written ]'
 # Each file ends with `finish`, which prints "N passed, N failed" and sets the
-# exit status. IMGDEV points at the binary under test (default build/imgdev).
+# exit status. IMGDEV points at the binary under test (default build/imgdev);
+# IMGDEV_WRAP, when set, is a command to run it under (e.g. valgrind).
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMGDEV=${IMGDEV:-$top/build/imgdev}
@@ -40,7 +41,8 @@ run_imgdev() {
 	local o e
 	o=$(mktemp) e=$(mktemp)
 	rc=0
-	"$IMGDEV" "$@" >"$o" 2>"$e" || rc=$?
+	# shellcheck disable=SC2086  # IMGDEV_WRAP is a command line
+	${IMGDEV_WRAP:-} "$IMGDEV" "$@" >"$o" 2>"$e" || rc=$?
 	out=$(cat "$o") err=$(cat "$e")
 	rm -f "$o" "$e"
 }

@@ -32,6 +32,14 @@ for t in tests/host/test_*.sh; do
 	run_suite "host ${t##*/}" "$t"
 	IMGDEV=$PWD/build-asan/imgdev run_suite "host ${t##*/} (sanitizers)" "$t"
 done
+# Memory and descriptor hygiene: the unit tests and the header and safety host
+# tests under valgrind (leaks and invalid accesses fail the run).
+vg="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"
+run_suite "unit (valgrind)" meson test -C build --print-errorlogs --timeout-multiplier 20 --wrapper "$vg"
+for t in tests/host/test_header.sh tests/host/test_safety.sh; do
+	IMGDEV_WRAP="$vg" run_suite "host ${t##*/} (valgrind)" "$t"
+done
+
 for t in tests/kernel/test_*.sh; do
 	[ -e "$t" ] || continue
 	run_suite "kernel ${t##*/}" "$t"

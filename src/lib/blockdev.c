@@ -245,6 +245,14 @@ int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len)
 	if (bd->is_block) {
 		uint64_t range[2] = { off, (len + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1) };
 
+		/*
+		 * On a block device, PUNCH_HOLE is "write zeroes, unmapping allowed,
+		 * no fallback": reads return zeros, and thin or file-backed devices
+		 * free the space instead of writing it. Else BLKZEROOUT.
+		 */
+		if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)range[0],
+			      (off_t)range[1]) == 0)
+			return 0;
 		if (ioctl(bd->fd, BLKZEROOUT, range) == 0)
 			return 0;
 		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL)

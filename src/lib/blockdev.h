@@ -41,10 +41,11 @@ int bdev_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 unsigned int bdev_logical_block_size(const struct bdev *bd);
 
 /*
- * Make [off, off+len) read as zeros without sending zero buffers:
- * BLKZEROOUT on block devices (len rounded up to a sector), fallocate
- * (ZERO_RANGE, else PUNCH_HOLE) on files, plain zero writes as a last
- * resort. 0 or -errno.
+ * Make [off, off+len) read as zeros without sending zero buffers: on block
+ * devices (len rounded up to a sector) fallocate PUNCH_HOLE, which the
+ * kernel turns into write-zeroes with unmapping allowed, else BLKZEROOUT;
+ * on files fallocate ZERO_RANGE, else PUNCH_HOLE; plain zero writes as the
+ * last resort. 0 or -errno.
  */
 int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len);
 

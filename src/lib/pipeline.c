@@ -175,10 +175,19 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 	return 0;
 }
 
+/*
+ * One worker per CPU; but when the folding thread also computes the
+ * identity hash (the sequential critical path), leave it a CPU of its own.
+ */
 static unsigned int worker_count(const struct pipeline_job *job)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned int n = job->workers ? job->workers : cpus > 0 ? (unsigned int)cpus : 1;
+	unsigned int n = cpus > 0 ? (unsigned int)cpus : 1;
+
+	if (job->workers)
+		n = job->workers;
+	else if (job->identity && n > 1)
+		n--;
 
 	return n > MAX_WORKERS ? MAX_WORKERS : n;
 }
