@@ -138,6 +138,32 @@ expect 'a stale node of the same name is replaced by the right one' '
 	assert_eq "$(stat -c "%t:%T" /dev/mapper/virtlet-dm-stale)" "$(printf "%x:%x" ${mm%:*} ${mm#*:})"
 	run_imgdev unmap virtlet-dm-stale; assert_rc 0; [ ! -e /dev/mapper/virtlet-dm-stale ]'
 
+expect 'maps and unmaps of different names in parallel do not interfere' '
+	pids=()
+	for i in $(seq 1 8); do "$IMGDEV" map /dev/ubdc "virtlet-dm-par$i" --image-size 4096 >"$work/par$i" 2>&1 & pids+=($!); done
+	for p in "${pids[@]}"; do wait "$p"; done
+	for i in $(seq 1 8); do
+		assert_eq "$(cat "$work/par$i")" "/dev/mapper/virtlet-dm-par$i"
+		assert_eq "$(dmsetup table "virtlet-dm-par$i")" "0 $(($(sectors /dev/ubdc) - 1)) linear $C 1"
+		[ -b "/dev/mapper/virtlet-dm-par$i" ]
+	done
+	pids=()
+	for i in $(seq 1 8); do "$IMGDEV" unmap "virtlet-dm-par$i" >"$work/unpar$i" 2>&1 & pids+=($!); done
+	for p in "${pids[@]}"; do wait "$p"; done
+	for i in $(seq 1 8); do
+		! dmsetup info "virtlet-dm-par$i" >/dev/null 2>&1
+		[ ! -e "/dev/mapper/virtlet-dm-par$i" ]
+	done'
+
+expect 'without CAP_SYS_ADMIN the error says so, not a bare EPERM' '
+	run_imgdev map /dev/ubdc virtlet-dm-nocap --image-size 4096; assert_rc 0
+	rc=0; err=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$IMGDEV" list 2>&1) || rc=$?
+	assert_eq "$rc" 1; assert_contains "$err" "CAP_SYS_ADMIN"
+	rc=0; err=$(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin "$IMGDEV" unmap virtlet-dm-nocap 2>&1) || rc=$?
+	assert_eq "$rc" 1; assert_contains "$err" "CAP_SYS_ADMIN"
+	dmsetup info virtlet-dm-nocap >/dev/null
+	run_imgdev unmap virtlet-dm-nocap; assert_rc 0'
+
 dmsetup remove_all 2>/dev/null
 rm -rf "$work"
 finish

@@ -43,7 +43,7 @@ expect 'verify passes on the mapped device' '
 expect 'a different image onto a mapped device is refused as in use, nothing written' '
 	before=$(head -c 512 /dev/ubdf | sha256sum)
 	run_imgdev provision /dev/ubdf "$other" --name virtlet-dm-prov; assert_rc 1
-	assert_contains "$err" "in use"
+	assert_contains "$err" "in use (mapped as device-mapper device virtlet-dm-prov)"
 	assert_eq "$(head -c 512 /dev/ubdf | sha256sum)" "$before"'
 
 expect 'provision with a name that maps another device is refused' '
