@@ -67,3 +67,13 @@ finish() {
 	echo "${0##*/}: $passed passed, $failed failed, $skipped skipped"
 	[ "$failed" -eq 0 ]
 }
+
+# detach_loops_under DIR: detach every loop device backed by a file under DIR.
+# Tests run in subshells, so a list of loops they kept would not reach the
+# caller's cleanup; the kernel's list does.
+detach_loops_under() {
+	local name file
+	while read -r name file; do
+		case "$file" in "$1"/*) losetup -d "$name" 2>/dev/null ;; esac
+	done < <(losetup -l -n -O NAME,BACK-FILE 2>/dev/null)
+}

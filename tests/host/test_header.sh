@@ -5,9 +5,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 tmp=$(mktemp -d /var/tmp/imgdev-host.XXXXXX)
-loops=()
 cleanup() {
-	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+	detach_loops_under "$tmp"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -102,7 +101,7 @@ expect '--version and --help answer on stdout' '
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 	expect 'ensure on a loop device, through a symlink, lands in the backing file' '
 		d=$(new_disk loopdisk 1048576)
-		l=$(losetup -f --show "$d"); loops+=("$l")
+		l=$(losetup -f --show "$d")
 		ln -s "$l" "$tmp/link"
 		run_imgdev ensure "$tmp/link" "$HEX_B"; assert_rc 0; assert_eq "$out" written
 		assert_eq "$(sector0_hex "$d" | cut -c1-84)" "${MAGIC}0001${HEX_B}"
@@ -113,7 +112,7 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 	expect 'map on a kernel without device-mapper fails clearly and creates nothing' '
 		if [ -e /dev/mapper/control ]; then exit 0; fi
 		d=$(new_disk mapdisk 1048576)
-		l=$(losetup -f --show "$d"); loops+=("$l")
+		l=$(losetup -f --show "$d")
 		run_imgdev map "$l" virtlet-dm-host --image-size 4096; assert_rc 1
 		assert_contains "$err" "no device-mapper"
 		[ ! -e /dev/mapper/virtlet-dm-host ]

@@ -6,9 +6,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 tmp=$(mktemp -d /var/tmp/imgdev-safety.XXXXXX)
-loops=()
 cleanup() {
-	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+	detach_loops_under "$tmp"
 	chattr -i "$tmp"/* 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -65,7 +64,7 @@ if [ "$root" = yes ]; then
 		refused "$tmp/immutable" 1 "permission denied" -- ensure "$tmp/immutable" "$HEX"
 		refused "$tmp/immutable" 1 "permission denied" -- provision "$tmp/immutable" "$img" --no-map
 		chattr -i "$tmp/immutable"
-		cp "$disk" "$tmp/rodisk"; l=$(losetup -r -f --show "$tmp/rodisk"); loops+=("$l")
+		cp "$disk" "$tmp/rodisk"; l=$(losetup -r -f --show "$tmp/rodisk")
 		refused "$tmp/rodisk" 1 "read-only" -- ensure "$l" "$HEX"
 		refused "$tmp/rodisk" 1 "read-only" -- provision "$l" "$img" --no-map'
 fi
@@ -149,7 +148,7 @@ for kind in ext4 xfs swap mbr gpt; do
 		[ $via = loop ] && [ "$root" = no ] && continue
 		expect "$kind on a $via: refused without --force, bytes unchanged; written with it" '
 			f=$tmp/sig-'$kind'; make_sig '$kind' "$f"; t=$f
-			if [ '$via' = loop ]; then t=$(losetup -f --show "$f"); loops+=("$t"); fi
+			if [ '$via' = loop ]; then t=$(losetup -f --show "$f"); fi
 			refused "$f" 1 "${said['$kind']}" -- ensure "$t" "$HEX"
 			assert_contains "$err" "refusing to overwrite it; use --force"
 			refused "$f" 1 "${said['$kind']}" -- provision "$t" "$img" --no-map
@@ -182,7 +181,7 @@ expect 'concurrent provisioners of different images on one device take turns' '
 
 if [ "$root" = yes ]; then
 	expect 'concurrent provisioners through a loop device take turns too' '
-		f=$tmp/shared-loop; truncate -s 48M "$f"; l=$(losetup -f --show "$f"); loops+=("$l")
+		f=$tmp/shared-loop; truncate -s 48M "$f"; l=$(losetup -f --show "$f")
 		pids=()
 		for i in 1 2 3; do "$IMGDEV" provision "$l" "$tmp/img$i" --no-map >/dev/null 2>"$tmp/err$i" & pids+=($!); done
 		for p in "${pids[@]}"; do wait "$p" || { cat "$tmp"/err*; exit 1; }; done
@@ -191,7 +190,7 @@ if [ "$root" = yes ]; then
 
 	expect 'a mounted device is reported as mounted, and not written' '
 		f=$tmp/mounted; truncate -s 64M "$f"; mkfs.ext4 -q -F "$f"
-		l=$(losetup -f --show "$f"); loops+=("$l"); mkdir -p "$tmp/mnt"; mount "$l" "$tmp/mnt"
+		l=$(losetup -f --show "$f"); mkdir -p "$tmp/mnt"; mount "$l" "$tmp/mnt"
 		refused "$f" 1 "mounted on $tmp/mnt" -- provision "$l" "$img" --no-map --force
 		umount "$tmp/mnt"; losetup -d "$l"'
 fi

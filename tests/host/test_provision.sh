@@ -1,0 +1,479 @@
+#!/usr/bin/env bash
+# Host tests of provision and verify through the imgdev binary, with --no-map
+# (no device-mapper on the host): the sector 0 layout and commit record, the
+# payload byte for byte (odd sizes, sparse images, zero runs over random
+# bytes), matched/rewritten, text and JSON output, progress, verify, and the
+# refusals that must write nothing; on plain files and, as root, on loop
+# devices (those cases skip otherwise).
+. "$(dirname "$0")/../lib.sh"
+
+tmp=$(mktemp -d /var/tmp/imgdev-prov.XXXXXX)
+cleanup() {
+	detach_loops_under "$tmp"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+MAGIC=263dbe52ba576702
+RECMAGIC=$(printf IMGDEVCR | od -An -tx1 | tr -d ' \n')
+
+rand() { # rand FILE SIZE: a file of pseudo-random bytes
+	head -c "$2" /dev/urandom >"$1"
+}
+new_disk() { # new_disk NAME SIZE: a device file of random bytes; prints its path
+	rand "$tmp/$1" "$2"
+	echo "$tmp/$1"
+}
+room() { # room SIZE: the smallest device that holds an image of SIZE bytes
+	echo $((512 + (($1 + 511) / 512) * 512))
+}
+hex_at() { # hex_at FILE OFFSET LENGTH: those bytes as one hex string
+	od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'
+}
+u64_at() { # u64_at FILE OFFSET: a big-endian u64 in decimal
+	echo $((16#$(hex_at "$1" "$2" 8)))
+}
+be64() { printf '%016x' "$1"; }
+sha() { sha256sum "$1" | cut -c1-64; }
+whole() { sha256sum "$1" | cut -c1-64; }
+# jfield KEY: the value of KEY in the JSON on stdin (pretty or plain), quotes dropped.
+jfield() {
+	grep -o "\"$1\": *[^,}]*" | head -n 1 | sed 's/^"[^"]*": *//; s/ *$//; s/^"//; s/"$//'
+}
+# payload_is DEV IMAGE: the device bytes 512..512+size equal the image.
+payload_is() {
+	local n
+	n=$(stat -c %s "$2")
+	cmp -n "$n" -i 512:0 "$1" "$2" || { echo "payload of $1 differs from $2"; return 1; }
+}
+# state DEV: a checksum of the whole device plus its mtime, to see "nothing written".
+state() { echo "$(whole "$1") $(stat -c %s.%Y.%y "$1")"; }
+
+# mixed IMAGE: data with zero runs in the middle, a zero 64 KiB block but for
+# its last byte, and a zero tail that ends mid-sector (728758 bytes).
+mixed() {
+	{
+		head -c 70000 /dev/urandom; head -c 200000 /dev/zero; printf '\001'
+		head -c 196608 /dev/zero; head -c 65536 /dev/urandom
+		head -c 65535 /dev/zero; printf '\002'; head -c 131077 /dev/zero
+	} >"$1"
+}
+# sparse IMAGE SIZE: a sparse file with a few random writes, some unaligned.
+sparse() {
+	truncate -s "$2" "$1"
+	for off in 0 70001 1048576 3000000 $(($2 - 100)); do
+		head -c 4000 /dev/urandom | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+	done
+	truncate -s "$2" "$1"
+}
+
+expect 'provision --no-map writes magic, version, image hash and a complete commit record in sector 0' '
+	rand "$tmp/img1" 200000
+	d=$(new_disk d1 1048576)
+	t0=$(date +%s)
+	run_imgdev provision "$d" "$tmp/img1" --no-map; assert_rc 0
+	t1=$(date +%s)
+	assert_eq "$out" written; assert_eq "$err" ""
+	h=$(sha "$tmp/img1")
+	assert_eq "$(hex_at "$d" 0 8)" "$MAGIC" magic
+	assert_eq "$(hex_at "$d" 8 2)" 0001 version
+	assert_eq "$(hex_at "$d" 10 32)" "$h" "image hash"
+	assert_eq "$(hex_at "$d" 42 22)" "$(printf "%044d" 0)" "bytes 42..63"
+	assert_eq "$(hex_at "$d" 64 8)" "$RECMAGIC" "record magic"
+	assert_eq "$(hex_at "$d" 72 2)" 0001 "record version"
+	assert_eq "$(hex_at "$d" 74 2)" 0002 "state complete"
+	assert_eq "$(hex_at "$d" 76 4)" 00010000 "block size"
+	assert_eq "$(hex_at "$d" 80 8)" "$(be64 512)" "data offset"
+	assert_eq "$(hex_at "$d" 88 8)" "$(be64 200000)" "image size"
+	assert_eq "$(hex_at "$d" 128 32)" "$h" "target hash"
+	ct=$(u64_at "$d" 160)
+	[ "$ct" -ge "$t0" ] && [ "$ct" -le "$t1" ] || { echo "commit time $ct not in [$t0, $t1]"; exit 1; }
+	assert_eq "$(hex_at "$d" 480 32)" "$(head -c 480 "$d" | tail -c 416 | sha256sum | cut -c1-64)" "record checksum"
+	assert_eq "$(stat -c %s "$d")" 1048576 "device size"
+	payload_is "$d" "$tmp/img1"'
+
+expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, seconds' '
+	rand "$tmp/img2" 300001
+	d=$(new_disk d2 $(room 300001))
+	run_imgdev provision "$d" "$tmp/img2" --no-map --json; assert_rc 0; assert_eq "$err" ""
+	assert_eq "$(printf "%s\n" "$out" | head -n 1)" "{"
+	assert_eq "$(printf "%s\n" "$out" | tail -n 1)" "}"
+	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 8 "number of keys"
+	assert_eq "$(jfield written <<<"$out")" true
+	assert_eq "$(jfield mapped_path <<<"$out")" null
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img2")"
+	assert_eq "$(jfield content_hash <<<"$out")" "sha256:$(hex_at "$d" 96 32)"
+	assert_eq "$(jfield image_size <<<"$out")" 300001
+	w=$(jfield bytes_written <<<"$out"); z=$(jfield bytes_zeroed <<<"$out")
+	[ "$w" -gt 0 ] || { echo "bytes_written $w"; exit 1; }
+	assert_eq "$((w + z))" 300001 "bytes_written + bytes_zeroed"
+	s=$(jfield seconds <<<"$out")
+	[[ $s =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "seconds [$s]"; exit 1; }
+	payload_is "$d" "$tmp/img2"'
+
+expect 'provision of the same image again says matched and writes nothing' '
+	rand "$tmp/img3" 500000
+	d=$(new_disk d3 1048576)
+	run_imgdev provision "$d" "$tmp/img3" --no-map; assert_eq "$out" written
+	before=$(state "$d"); ct=$(hex_at "$d" 160 8)
+	sleep 1.1
+	run_imgdev provision "$d" "$tmp/img3" --no-map; assert_rc 0
+	assert_eq "$out" matched; assert_eq "$err" ""
+	assert_eq "$(state "$d")" "$before" "device checksum and mtime"
+	assert_eq "$(hex_at "$d" 160 8)" "$ct" "commit time"
+	run_imgdev provision "$d" "$tmp/img3" --no-map --json; assert_rc 0
+	assert_eq "$(jfield written <<<"$out")" false
+	assert_eq "$(jfield bytes_written <<<"$out")" 0
+	assert_eq "$(jfield bytes_zeroed <<<"$out")" 0
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img3")"
+	assert_eq "$(jfield content_hash <<<"$out")" "sha256:$(hex_at "$d" 96 32)"
+	assert_eq "$(jfield image_size <<<"$out")" 500000
+	assert_eq "$(state "$d")" "$before" "device checksum and mtime after --json"'
+
+expect 'provision of another image rewrites header and payload: larger, smaller, same size' '
+	rand "$tmp/img4a" 400000; mixed "$tmp/img4b"; rand "$tmp/img4c" 1000; rand "$tmp/img4d" 400000
+	d=$(new_disk d4 1048576)
+	for i in img4a img4b img4c img4a img4d; do
+		run_imgdev provision "$d" "$tmp/$i" --no-map; assert_rc 0; assert_eq "$out" written "$i"
+		payload_is "$d" "$tmp/$i"
+		assert_eq "$(hex_at "$d" 10 32)" "$(sha "$tmp/$i")" "image hash of $i"
+		assert_eq "$(u64_at "$d" 88)" "$(stat -c %s "$tmp/$i")" "image size of $i"
+		run_imgdev verify "$d"; assert_rc 0; assert_eq "$out" ok
+	done'
+
+expect 'provision --digest records that hash, matches it next time, and a file hash then differs' '
+	rand "$tmp/img5" 70000
+	dg=$(printf digest5 | sha256sum | cut -c1-64)
+	d=$(new_disk d5 1048576)
+	run_imgdev provision "$d" "$tmp/img5" --no-map --digest "sha256:$dg" --json; assert_rc 0
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$dg"
+	assert_eq "$(hex_at "$d" 10 32)" "$dg"; assert_eq "$(hex_at "$d" 128 32)" "$dg"
+	payload_is "$d" "$tmp/img5"
+	before=$(state "$d"); sleep 1.1
+	run_imgdev provision "$d" "$tmp/img5" --no-map --digest "sha256:$dg"; assert_rc 0
+	assert_eq "$out" matched; assert_eq "$(state "$d")" "$before"
+	run_imgdev provision "$d" "$tmp/img5" --no-map; assert_rc 0; assert_eq "$out" written
+	assert_eq "$(hex_at "$d" 10 32)" "$(sha "$tmp/img5")"
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'a header from ensure naming the same image is not matched: provision writes the payload' '
+	rand "$tmp/img6" 100000
+	d=$(new_disk d6 1048576)
+	run_imgdev ensure "$d" "$(sha "$tmp/img6")"; assert_rc 0
+	run_imgdev provision "$d" "$tmp/img6" --no-map; assert_rc 0; assert_eq "$out" written
+	payload_is "$d" "$tmp/img6"
+	assert_eq "$(hex_at "$d" 64 8)" "$RECMAGIC"; assert_eq "$(hex_at "$d" 74 2)" 0002
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'verify says ok after provision, in text and JSON, and writes nothing' '
+	mixed "$tmp/img7"
+	d=$(new_disk d7 1048576)
+	run_imgdev provision "$d" "$tmp/img7" --no-map
+	before=$(state "$d")
+	run_imgdev verify "$d"; assert_rc 0; assert_eq "$out" ok; assert_eq "$err" ""
+	run_imgdev verify "$d" --json; assert_rc 0
+	assert_eq "$(jfield ok <<<"$out")" true
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img7")"
+	assert_eq "$(jfield content_hash <<<"$out")" "sha256:$(hex_at "$d" 96 32)"
+	assert_eq "$(state "$d")" "$before"'
+
+expect 'verify fails with "does not match" after one payload byte flips (first, middle, last)' '
+	mixed "$tmp/img8"; n=$(stat -c %s "$tmp/img8")
+	d=$(new_disk d8 1048576)
+	for off in 0 100000 $((n - 1)); do
+		run_imgdev provision "$d" "$tmp/img8" --no-map; assert_rc 0
+		b=$(hex_at "$d" $((512 + off)) 1)
+		printf "\\x$(printf %02x $((16#$b ^ 0x10)))" |
+			dd of="$d" bs=1 seek=$((512 + off)) conv=notrunc status=none
+		run_imgdev verify "$d"; assert_rc 1; assert_contains "$err" "does not match"
+		run_imgdev verify "$d" --json; assert_rc 1; assert_eq "$(jfield ok <<<"$out")" false
+	done'
+
+expect 'verify on a header from ensure fails with "no commit record"' '
+	d=$(new_disk d9 65536)
+	run_imgdev ensure "$d" "$(printf x | sha256sum | cut -c1-64)"
+	run_imgdev verify "$d"; assert_rc 1; assert_contains "$err" "no commit record"
+	run_imgdev verify "$d" --json; assert_rc 1; assert_eq "$(jfield ok <<<"$out")" false'
+
+expect 'a commit record with a bad checksum is not trusted: verify fails and provision rewrites' '
+	rand "$tmp/img10" 100000
+	d=$(new_disk d10 1048576)
+	run_imgdev provision "$d" "$tmp/img10" --no-map
+	printf "\x01" | dd of="$d" bs=1 seek=300 conv=notrunc status=none
+	run_imgdev verify "$d"; assert_rc 1
+	run_imgdev provision "$d" "$tmp/img10" --no-map; assert_rc 0; assert_eq "$out" written
+	assert_eq "$(hex_at "$d" 300 1)" 00
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'an image one byte too big for the device fails with "too small" and writes nothing' '
+	for n in 1 511 512 513 1000 65537; do
+		rand "$tmp/img11" "$n"
+		d=$(new_disk d11 $(($(room "$n") - 1)))
+		before=$(state "$d")
+		run_imgdev provision "$d" "$tmp/img11" --no-map; assert_rc 1
+		assert_contains "$err" "too small"; assert_eq "$out" ""
+		assert_eq "$(state "$d")" "$before" "device after size $n"
+	done
+	rand "$tmp/img11" 300000
+	d=$(new_disk d11b 1048576)
+	run_imgdev provision "$d" "$tmp/img11" --no-map
+	rand "$tmp/img11big" 2000000
+	before=$(state "$d")
+	run_imgdev provision "$d" "$tmp/img11big" --no-map; assert_rc 1; assert_contains "$err" "too small"
+	assert_eq "$(state "$d")" "$before" "provisioned device"
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'odd sizes (1, 511, 512, 513, 64K-1, 64K, 64K+1, 3*64K+777, 4M+1) fit exactly and copy byte for byte' '
+	for n in 1 511 512 513 65535 65536 65537 197385 4194305; do
+		rand "$tmp/odd" "$n"
+		d=$(new_disk odd-dev "$(room "$n")")
+		run_imgdev provision "$d" "$tmp/odd" --no-map; assert_rc 0 ; assert_eq "$out" written "size $n"
+		payload_is "$d" "$tmp/odd"
+		assert_eq "$(u64_at "$d" 88)" "$n" "recorded size"
+		assert_eq "$(stat -c %s "$d")" "$(room "$n")" "device size"
+		run_imgdev verify "$d"; assert_rc 0
+		run_imgdev provision "$d" "$tmp/odd" --no-map; assert_eq "$out" matched "size $n again"
+	done'
+
+expect 'zero runs inside data read back as zeros over a random-filled device; bytes_zeroed > 0' '
+	mixed "$tmp/img13"; n=$(stat -c %s "$tmp/img13")
+	d=$(new_disk d13 "$(room "$n")")
+	run_imgdev provision "$d" "$tmp/img13" --no-map --json; assert_rc 0
+	z=$(jfield bytes_zeroed <<<"$out"); w=$(jfield bytes_written <<<"$out")
+	[ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+	assert_eq "$((w + z))" "$n" "bytes_written + bytes_zeroed"
+	payload_is "$d" "$tmp/img13"
+	assert_eq "$(hex_at "$d" $((512 + 70000 + 200000 + 1)) 16)" "$(printf "%032d" 0)"
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'sparse images (holes and a few random writes) copy byte for byte over random bytes' '
+	for n in 5242880 5243001; do
+		sparse "$tmp/sp" "$n"
+		d=$(new_disk sp-dev "$(room "$n")")
+		run_imgdev provision "$d" "$tmp/sp" --no-map --json; assert_rc 0
+		z=$(jfield bytes_zeroed <<<"$out")
+		[ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+		assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/sp")"
+		payload_is "$d" "$tmp/sp"
+		run_imgdev verify "$d"; assert_rc 0
+		run_imgdev provision "$d" "$tmp/sp" --no-map; assert_eq "$out" matched "size $n again"
+	done
+	truncate -s 3000000 "$tmp/allhole"
+	d=$(new_disk hole-dev "$(room 3000000)")
+	run_imgdev provision "$d" "$tmp/allhole" --no-map; assert_rc 0
+	payload_is "$d" "$tmp/allhole"
+	assert_eq "$(hex_at "$d" 10 32)" "$(sha "$tmp/allhole")"
+	run_imgdev verify "$d"; assert_rc 0
+	run_imgdev provision "$d" "$tmp/allhole" --no-map; assert_eq "$out" matched'
+
+expect '--threads 1 and --threads 3 write the same bytes and the same content hash' '
+	mixed "$tmp/img15a"; cat "$tmp/img15a" "$tmp/img15a" "$tmp/img15a" >"$tmp/img15"
+	rand "$tmp/img15b" 4096; cat "$tmp/img15b" >>"$tmp/img15"
+	d1=$(new_disk d15a 4194304); d2=$(new_disk d15b 4194304)
+	run_imgdev provision "$d1" "$tmp/img15" --no-map --threads 1 --json; assert_rc 0
+	c1=$(jfield content_hash <<<"$out")
+	run_imgdev provision "$d2" "$tmp/img15" --no-map --threads 3 --json; assert_rc 0
+	assert_eq "$(jfield content_hash <<<"$out")" "$c1"
+	payload_is "$d1" "$tmp/img15"; payload_is "$d2" "$tmp/img15"
+	assert_eq "$(head -c 160 "$d1" | sha256sum)" "$(head -c 160 "$d2" | sha256sum)" "sector 0 up to the time"'
+
+expect '--progress=json writes JSON lines on stderr, the last with bytes_done == bytes_total' '
+	{ head -c 8M /dev/urandom; head -c 8M /dev/zero; head -c 3333 /dev/urandom; } >"$tmp/img16"
+	n=$(stat -c %s "$tmp/img16")
+	d=$(new_disk d16 $((20 << 20)))
+	run_imgdev provision "$d" "$tmp/img16" --no-map --progress=json; assert_rc 0
+	assert_eq "$out" written
+	[ -n "$err" ] || { echo "no progress lines"; exit 1; }
+	while IFS= read -r line; do
+		[[ $line =~ ^\{.*\}$ ]] || { echo "not a JSON line: [$line]"; exit 1; }
+		for k in bytes_done bytes_total bytes_per_second; do
+			v=$(jfield "$k" <<<"$line")
+			[[ $v =~ ^[0-9]+$ ]] || { echo "$k is [$v] in [$line]"; exit 1; }
+		done
+		assert_eq "$(jfield bytes_total <<<"$line")" "$n" "bytes_total"
+		[ "$(jfield bytes_done <<<"$line")" -le "$n" ]
+	done <<<"$err"
+	last=$(printf "%s\n" "$err" | tail -n 1)
+	assert_eq "$(jfield bytes_done <<<"$last")" "$n" "last bytes_done"
+	payload_is "$d" "$tmp/img16"'
+
+expect 'stderr is empty on success without --progress, and with --progress when not a terminal' '
+	rand "$tmp/img17" 3000000
+	d=$(new_disk d17 4194304)
+	run_imgdev provision "$d" "$tmp/img17" --no-map; assert_rc 0; assert_eq "$err" ""
+	rand "$tmp/img17" 3000000
+	run_imgdev provision "$d" "$tmp/img17" --no-map --progress; assert_rc 0
+	assert_eq "$out" written; assert_eq "$err" ""
+	run_imgdev provision "$d" "$tmp/img17" --no-map --progress --json; assert_rc 0
+	assert_eq "$(jfield written <<<"$out")" false; assert_eq "$err" ""
+	payload_is "$d" "$tmp/img17"'
+
+expect 'a missing, empty or directory image fails with exit 1 and writes nothing' '
+	d=$(new_disk d18 1048576)
+	rand "$tmp/img18" 1000; run_imgdev provision "$d" "$tmp/img18" --no-map
+	before=$(state "$d")
+	run_imgdev provision "$d" "$tmp/no-such-image" --no-map; assert_rc 1
+	assert_contains "$err" "$tmp/no-such-image"; assert_eq "$out" ""
+	: >"$tmp/empty"
+	run_imgdev provision "$d" "$tmp/empty" --no-map; assert_rc 1; assert_contains "$err" "empty"
+	mkdir -p "$tmp/imgdir"
+	run_imgdev provision "$d" "$tmp/imgdir" --no-map; assert_rc 1; assert_contains "$err" "$tmp/imgdir"
+	assert_eq "$(state "$d")" "$before"
+	run_imgdev verify "$d"; assert_rc 0'
+
+expect 'usage errors exit 2 and write nothing: bad --digest, no --name, unknown option, missing args' '
+	d=$(new_disk d19 1048576); rand "$tmp/img19" 1000
+	before=$(state "$d")
+	for dg in abc "md5:$(sha "$tmp/img19")" "sha256:$(sha "$tmp/img19" | cut -c1-63)" "sha256:$(sha "$tmp/img19")0" ""; do
+		run_imgdev provision "$d" "$tmp/img19" --no-map --digest "$dg"; assert_rc 2
+	done
+	run_imgdev provision "$d" "$tmp/img19"; assert_rc 2; assert_contains "$err" "--name"
+	run_imgdev provision "$d" "$tmp/img19" --no-map --bogus; assert_rc 2; assert_contains "$err" "--bogus"
+	run_imgdev provision "$d" --no-map; assert_rc 2
+	run_imgdev provision "$d" "$tmp/img19" extra --no-map; assert_rc 2
+	run_imgdev provision "$d" "$tmp/img19" --no-map --progress=yaml; assert_rc 2
+	run_imgdev verify; assert_rc 2
+	run_imgdev verify "$d" --bogus; assert_rc 2
+	assert_eq "$(state "$d")" "$before"'
+
+expect 'a regular file as device without --no-map fails with exit 1 and writes nothing' '
+	d=$(new_disk d20 1048576); rand "$tmp/img20" 1000
+	before=$(state "$d")
+	run_imgdev provision "$d" "$tmp/img20" --name virtlet-dm-test20; assert_rc 1
+	case "$err" in *"not a block device"*|*--no-map*) ;; *) echo "stderr [$err]"; exit 1 ;; esac
+	assert_eq "$(state "$d")" "$before"'
+
+expect 'provision on a missing device, a directory or a character device fails with exit 1' '
+	rand "$tmp/img21" 1000
+	run_imgdev provision "$tmp/no-such-dev" "$tmp/img21" --no-map; assert_rc 1
+	assert_contains "$err" "$tmp/no-such-dev"; [ ! -e "$tmp/no-such-dev" ]
+	run_imgdev provision "$tmp" "$tmp/img21" --no-map; assert_rc 1
+	run_imgdev provision /dev/null "$tmp/img21" --no-map; assert_rc 1
+	run_imgdev verify "$tmp/no-such-dev"; assert_rc 1
+	run_imgdev verify "$(new_disk d21 4096)"; assert_rc 1'
+
+expect 'header --json after provision shows a complete commit with the sizes and hashes' '
+	mixed "$tmp/img22"; n=$(stat -c %s "$tmp/img22")
+	d=$(new_disk d22 1048576)
+	run_imgdev provision "$d" "$tmp/img22" --no-map --json; c=$(jfield content_hash <<<"$out")
+	run_imgdev header "$d" --json; assert_rc 0
+	assert_eq "$(jfield present <<<"$out")" true
+	assert_eq "$(jfield commit <<<"$out")" complete
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img22")"
+	assert_eq "$(jfield image_size <<<"$out")" "$n"
+	assert_eq "$(jfield content_hash <<<"$out")" "$c"
+	assert_eq "$(jfield data_offset <<<"$out")" 512'
+
+expect '--help names provision and verify; provision --help gives its usage' '
+	run_imgdev --help; assert_rc 0
+	assert_contains "$out" "provision DEVICE IMAGE --name NAME"; assert_contains "$out" "verify DEVICE"
+	run_imgdev provision --help; assert_rc 0
+	assert_contains "$out" "provision DEVICE IMAGE"
+	for o in --name --digest --no-map --progress --json --threads; do assert_contains "$out" "$o"; done'
+
+if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
+	# loopdev NAME SIZE [losetup options]: a loop device over a random file; prints it.
+	loopdev() {
+		local f l
+		f=$(new_disk "$1" "$2")
+		l=$(losetup -f --show "${@:3}" "$f") || return 1
+		echo "$l"
+	}
+	# via_dev DEV IMAGE: read the payload back through the device with O_DIRECT too.
+	via_dev() {
+		local n
+		n=$(stat -c %s "$2")
+		payload_is "$1" "$2"
+		dd if="$1" iflag=direct bs=512 count=$(((n + 511) / 512 + 1)) status=none |
+			cmp -n "$n" -i 512:0 - "$2" || { echo "O_DIRECT read of $1 differs"; return 1; }
+	}
+
+	expect 'provision --no-map on a loop device: layout, payload in the backing file and through the device, then matched' '
+		mixed "$tmp/limg1"; n=$(stat -c %s "$tmp/limg1")
+		l=$(loopdev lback1 4194304)
+		run_imgdev provision "$l" "$tmp/limg1" --no-map; assert_rc 0
+		assert_eq "$out" written; assert_eq "$err" ""
+		assert_eq "$(hex_at "$tmp/lback1" 0 10)" "${MAGIC}0001"
+		assert_eq "$(hex_at "$tmp/lback1" 10 32)" "$(sha "$tmp/limg1")"
+		assert_eq "$(hex_at "$tmp/lback1" 64 12)" "${RECMAGIC}00010002"
+		assert_eq "$(hex_at "$tmp/lback1" 480 32)" "$(head -c 480 "$tmp/lback1" | tail -c 416 | sha256sum | cut -c1-64)"
+		payload_is "$tmp/lback1" "$tmp/limg1"; via_dev "$l" "$tmp/limg1"
+		run_imgdev verify "$l"; assert_rc 0; assert_eq "$out" ok
+		before=$(whole "$tmp/lback1"); ct=$(hex_at "$tmp/lback1" 160 8); sleep 1.1
+		run_imgdev provision "$l" "$tmp/limg1" --no-map; assert_rc 0; assert_eq "$out" matched
+		assert_eq "$(whole "$tmp/lback1")" "$before"; assert_eq "$(hex_at "$l" 160 8)" "$ct"
+		rand "$tmp/limg1b" 1234567
+		run_imgdev provision "$l" "$tmp/limg1b" --no-map; assert_rc 0; assert_eq "$out" written
+		via_dev "$l" "$tmp/limg1b"; payload_is "$tmp/lback1" "$tmp/limg1b"
+		losetup -d "$l"'
+
+	expect 'odd sizes on a loop device that fits each image exactly copy byte for byte' '
+		for n in 1 511 513 65537 197385 4194305; do
+			rand "$tmp/lodd" "$n"
+			l=$(loopdev lodd-back "$(room "$n")")
+			assert_eq "$(blockdev --getsize64 "$l")" "$(room "$n")"
+			run_imgdev provision "$l" "$tmp/lodd" --no-map; assert_rc 0; assert_eq "$out" written "size $n"
+			via_dev "$l" "$tmp/lodd"; payload_is "$tmp/lodd-back" "$tmp/lodd"
+			run_imgdev verify "$l"; assert_rc 0
+			losetup -d "$l"
+		done'
+
+	expect 'zero runs and holes on a loop device over random bytes read back as zeros; bytes_zeroed > 0' '
+		mixed "$tmp/lz"; n=$(stat -c %s "$tmp/lz")
+		l=$(loopdev lzback "$(room "$n")")
+		run_imgdev provision "$l" "$tmp/lz" --no-map --json; assert_rc 0
+		z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+		via_dev "$l" "$tmp/lz"; payload_is "$tmp/lzback" "$tmp/lz"
+		run_imgdev verify "$l"; assert_rc 0
+		losetup -d "$l"
+		sparse "$tmp/lsp" 6000001
+		l=$(loopdev lspback 8388608)
+		run_imgdev provision "$l" "$tmp/lsp" --no-map --json; assert_rc 0
+		z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+		via_dev "$l" "$tmp/lsp"; payload_is "$tmp/lspback" "$tmp/lsp"
+		run_imgdev verify "$l"; assert_rc 0
+		losetup -d "$l"'
+
+	expect 'a loop device with 4096-byte sectors takes the image byte for byte' '
+		mixed "$tmp/l4k"
+		l=$(loopdev l4kback 1048576 -b 4096)
+		run_imgdev provision "$l" "$tmp/l4k" --no-map; assert_rc 0; assert_eq "$out" written
+		payload_is "$l" "$tmp/l4k"; payload_is "$tmp/l4kback" "$tmp/l4k"
+		run_imgdev verify "$l"; assert_rc 0
+		losetup -d "$l"'
+
+	expect 'verify through a loop device catches a flipped payload byte' '
+		rand "$tmp/lv" 300000
+		l=$(loopdev lvback 1048576)
+		run_imgdev provision "$l" "$tmp/lv" --no-map; assert_rc 0
+		run_imgdev verify "$l"; assert_rc 0
+		dd if="$l" of="$tmp/sec" bs=512 skip=100 count=1 iflag=direct status=none
+		printf "\\x$(printf %02x $((16#$(hex_at "$tmp/sec" 7 1) ^ 1)))" |
+			dd of="$tmp/sec" bs=1 seek=7 conv=notrunc status=none
+		dd if="$tmp/sec" of="$l" bs=512 seek=100 count=1 oflag=direct conv=notrunc status=none
+		run_imgdev verify "$l"; assert_rc 1; assert_contains "$err" "does not match"
+		losetup -d "$l"'
+
+	expect 'an image too big for a loop device fails with "too small" and writes nothing' '
+		rand "$tmp/lbig" 1048577
+		l=$(loopdev lbigback 1049088)
+		before=$(whole "$l")
+		run_imgdev provision "$l" "$tmp/lbig" --no-map; assert_rc 1; assert_contains "$err" "too small"
+		assert_eq "$(whole "$l")" "$before"; assert_eq "$(whole "$tmp/lbigback")" "$before"
+		losetup -d "$l"'
+
+	expect 'provision --name on a host without device-mapper fails before writing anything' '
+		if [ -e /dev/mapper/control ]; then exit 0; fi
+		rand "$tmp/lm" 100000
+		l=$(loopdev lmback 1048576)
+		before=$(whole "$tmp/lmback")
+		run_imgdev provision "$l" "$tmp/lm" --name virtlet-dm-hosttest; assert_rc 1
+		assert_contains "$err" "device-mapper"
+		assert_eq "$(whole "$tmp/lmback")" "$before"
+		[ ! -e /dev/mapper/virtlet-dm-hosttest ]
+		losetup -d "$l"'
+else
+	skip 'loop device cases' 'needs root and a free loop device'
+fi
+
+finish
