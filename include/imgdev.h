@@ -48,6 +48,15 @@ int imgdev_ctx_set_dev_dir(struct imgdev_ctx *ctx, const char *dir);
 int imgdev_ctx_set_sysfs_dir(struct imgdev_ctx *ctx, const char *dir);
 /* Set the prefix that mapping names must start with. 0 or -errno. */
 int imgdev_ctx_set_prefix(struct imgdev_ctx *ctx, const char *prefix);
+/* Mapping backends. AUTO: device-mapper when <dev>/mapper/control opens, else loop. */
+#define IMGDEV_BACKEND_AUTO 0
+#define IMGDEV_BACKEND_DM 1
+#define IMGDEV_BACKEND_LOOP 2
+/* Choose the backend of map, unmap, list and provision. 0 or -EINVAL. */
+int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend);
+/* Where loop mappings get their stable symlinks NAME (default /run/imgdev). */
+int imgdev_ctx_set_run_dir(struct imgdev_ctx *ctx, const char *dir);
+
 /* Register a log callback; messages above max_priority are dropped. */
 void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
 			int max_priority);
@@ -119,10 +128,13 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
 
 /*
- * Map the payload of block device (everything after sector 0) as the
- * device-mapper device name, after checking that it has room for an image of
- * image_size bytes. On success *mapped_path is set to a malloc'ed
- * "<dev>/mapper/NAME". Returns 0 or -errno; nothing is left behind on failure.
+ * Map the payload of device (everything after sector 0) as name, after
+ * checking that it has room for an image of image_size bytes: a
+ * device-mapper linear device <dev>/mapper/NAME (device must be a block
+ * device), or a loop device with the stable symlink <run>/NAME (device may
+ * be a block device or a file; name at most 63 bytes), as the context's
+ * backend says. On success *mapped_path is set to a malloc'ed path for the
+ * hypervisor. Returns 0 or -errno; nothing is left behind on failure.
  */
 int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	       uint64_t image_size, char **mapped_path);
@@ -136,9 +148,11 @@ int imgdev_unmap(struct imgdev_ctx *ctx, const char *name);
 /* One mapping found by imgdev_list(). */
 struct imgdev_mapping {
 	char *name;
-	char *path;			/* <dev>/mapper/NAME */
-	char *backing;			/* <dev>/DEVNAME of the backing device */
-	unsigned int backing_major;
+	int backend;			/* IMGDEV_BACKEND_DM or IMGDEV_BACKEND_LOOP */
+	char *path;			/* what a hypervisor opens: <dev>/mapper/NAME, <run>/NAME */
+	char *device;			/* the block device itself: <dev>/mapper/NAME, <dev>/loopN */
+	char *backing;			/* the backing device or file */
+	unsigned int backing_major;	/* 0:0 for a backing file */
 	unsigned int backing_minor;
 	uint64_t sectors;		/* size of the mapping */
 	uint8_t image_hash[IMGDEV_HASH_SIZE];

@@ -52,8 +52,13 @@ int cli_usage_error(struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Report the context's last error; returns EXIT_FAIL. */
 int cli_fail(struct cli *cli);
-/* Parse the only options of a simple command (--json, --help); -1 = exit. */
-int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json,
+/*
+ * Parse the options of a simple command: --help, --json when json is given,
+ * --backend when backend is true. -1 means exit with *status.
+ */
+int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
 		     const char *usage, int *status);
+/* Apply --backend NAME; 0, or an exit status after a message. */
+int cli_set_backend(struct cli *cli, const char *name);
 
 #endif

@@ -11,7 +11,8 @@
 
 #include "cli.h"
 
-enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE };
+enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE,
+       OPT_BACKEND };
 
 static const struct option provision_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -21,6 +22,7 @@ static const struct option provision_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -60,6 +62,7 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 	case OPT_NAME: a->opts.name = optarg; return 0;
 	case OPT_NO_MAP: a->opts.no_map = true; return 0;
 	case OPT_FORCE: a->opts.force = true; return 0;
+	case OPT_BACKEND: return cli_set_backend(cli, optarg);
 	case OPT_JSON: a->json = true; return 0;
 	case OPT_PROGRESS: return parse_progress(cli, optarg, &a->progress);
 	case OPT_THREADS: return parse_threads(cli, optarg, &a->opts.threads);
@@ -97,7 +100,7 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
 	static const char usage[] =
-		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force]";
+		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force] [--backend dm|loop|auto]";
 	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
@@ -141,7 +144,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	bool json = false;
 	int status, rc;
 
-	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
 		return status;
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected DEVICE; usage: imgdev %s", usage);

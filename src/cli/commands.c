@@ -22,11 +22,24 @@ static int option_error(struct cli *cli, int c, char **argv)
 	return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
 }
 
-int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json,
+int cli_set_backend(struct cli *cli, const char *name)
+{
+	static const char *const names[] = { [IMGDEV_BACKEND_AUTO] = "auto",
+					     [IMGDEV_BACKEND_DM] = "dm",
+					     [IMGDEV_BACKEND_LOOP] = "loop" };
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, names[i]) == 0)
+			return imgdev_ctx_set_backend(cli->ctx, i) < 0 ? cli_fail(cli) : 0;
+	return cli_usage_error(cli, "--backend %s: expected dm, loop or auto", name);
+}
+
+int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
 		     const char *usage, int *status)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "backend", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -36,12 +49,16 @@ int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json,
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'j' && json) {
 			*json = true;
+		} else if (c == 'b' && backend) {
+			*status = cli_set_backend(cli, optarg);
+			if (*status)
+				return -1;
 		} else if (c == 'h') {
 			printf("Usage: imgdev %s\n", usage);
 			*status = EXIT_OK;
 			return -1;
 		} else {
-			*status = option_error(cli, c == 'j' ? '?' : c, argv);
+			*status = option_error(cli, c == 'j' || c == 'b' ? '?' : c, argv);
 			return -1;
 		}
 	}
@@ -112,9 +129,10 @@ static int parse_bytes(const char *text, uint64_t *out)
 
 int cmd_map(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "map DEVICE NAME --image-size BYTES";
+	static const char usage[] = "map DEVICE NAME --image-size BYTES [--backend dm|loop|auto]";
 	static const struct option opts[] = {
 		{ "image-size", required_argument, NULL, 's' },
+		{ "backend", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -125,12 +143,18 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		int status = 0;
+
 		if (c == 's')
 			size_text = optarg;
+		else if (c == 'b')
+			status = cli_set_backend(cli, optarg);
 		else if (c == 'h')
 			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
 		else
 			return option_error(cli, c, argv);
+		if (status)
+			return status;
 	}
 	if (want_args(cli, argc, 2, usage) < 0)
 		return EXIT_USAGE;
@@ -147,10 +171,10 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 
 int cmd_unmap(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "unmap NAME";
+	static const char usage[] = "unmap NAME [--backend dm|loop|auto]";
 	int status;
 
-	if (cli_parse_simple(cli, argc, argv, NULL, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, NULL, true, usage, &status) < 0)
 		return status;
 	if (want_args(cli, argc, 1, usage) < 0)
 		return EXIT_USAGE;
@@ -167,9 +191,13 @@ static struct json_object *mapping_json(const struct imgdev_mapping *m)
 	imgdev_format_hash(m->image_hash, hash);
 	snprintf(majmin, sizeof(majmin), "%u:%u", m->backing_major, m->backing_minor);
 	json_object_object_add(o, "name", json_object_new_string(m->name));
+	json_object_object_add(o, "backend", json_object_new_string(
+				       m->backend == IMGDEV_BACKEND_LOOP ? "loop" : "dm"));
 	json_object_object_add(o, "path", json_object_new_string(m->path));
+	json_object_object_add(o, "device", json_object_new_string(m->device));
 	json_object_object_add(o, "backing", json_object_new_string(m->backing));
-	json_object_object_add(o, "backing_dev", json_object_new_string(majmin));
+	json_object_object_add(o, "backing_dev", m->backing_major || m->backing_minor ?
+				       json_object_new_string(majmin) : NULL);
 	json_object_object_add(o, "sectors", json_object_new_uint64(m->sectors));
 	json_object_object_add(o, "image_hash", json_object_new_string(hash));
 	return o;
@@ -177,12 +205,12 @@ static struct json_object *mapping_json(const struct imgdev_mapping *m)
 
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "list [--json]";
+	static const char usage[] = "list [--json] [--backend dm|loop|auto]";
 	struct imgdev_mapping *list = NULL;
 	bool json = false;
 	int status, n;
 
-	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, true, usage, &status) < 0)
 		return status;
 	if (want_args(cli, argc, 0, usage) < 0)
 		return EXIT_USAGE;
@@ -267,7 +295,7 @@ int cmd_header(struct cli *cli, int argc, char **argv)
 	bool json = false;
 	int status;
 
-	if (cli_parse_simple(cli, argc, argv, &json, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
 		return status;
 	if (want_args(cli, argc, 1, usage) < 0)
 		return EXIT_USAGE;

@@ -17,7 +17,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "ensure", cmd_ensure, "ensure DEVICE HASH            make the header name this image" },
-	{ "map", cmd_map, "map DEVICE NAME --image-size BYTES   map the payload as /dev/mapper/NAME" },
+	{ "map", cmd_map, "map DEVICE NAME --image-size BYTES   map the payload (dm or loop)" },
 	{ "unmap", cmd_unmap, "unmap NAME                    remove a mapping" },
 	{ "list", cmd_list, "list [--json]                 list image mappings" },
 	{ "header", cmd_header, "header DEVICE [--json]        show what sector 0 holds" },
@@ -38,6 +38,8 @@ static void usage(FILE *out)
 		     "  --dev-dir DIR     the /dev to use (default /dev)\n"
 		     "  --sysfs-dir DIR   the /sys to use (default /sys)\n"
 		     "  --prefix P        mapping names must start with P (default %s)\n"
+		     "  --backend B       dm, loop or auto (default: dm when available, else loop)\n"
+		     "  --run-dir DIR     where loop mappings get their links (default /run/imgdev)\n"
 		     "  -v, --verbose     log what is done on stderr (twice: debug)\n"
 		     "  -h, --help        this help\n"
 		     "  --version         print the version\n\n"
@@ -73,7 +75,7 @@ static void log_to_stderr(void *userdata, int priority, const char *msg)
 	fprintf(stderr, "imgdev: %s: %s: %s\n", cli->command, what, msg);
 }
 
-enum { OPT_DEV_DIR = 256, OPT_SYSFS_DIR, OPT_PREFIX, OPT_VERSION };
+enum { OPT_DEV_DIR = 256, OPT_SYSFS_DIR, OPT_PREFIX, OPT_VERSION, OPT_RUN_DIR, OPT_BACKEND };
 
 /* Apply global options; returns -1 to go on, else an exit status. */
 static int parse_globals(struct cli *cli, int argc, char **argv)
@@ -82,6 +84,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv)
 		{ "dev-dir", required_argument, NULL, OPT_DEV_DIR },
 		{ "sysfs-dir", required_argument, NULL, OPT_SYSFS_DIR },
 		{ "prefix", required_argument, NULL, OPT_PREFIX },
+		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -95,6 +99,11 @@ static int parse_globals(struct cli *cli, int argc, char **argv)
 		case OPT_DEV_DIR: rc = imgdev_ctx_set_dev_dir(cli->ctx, optarg); break;
 		case OPT_SYSFS_DIR: rc = imgdev_ctx_set_sysfs_dir(cli->ctx, optarg); break;
 		case OPT_PREFIX: rc = imgdev_ctx_set_prefix(cli->ctx, optarg); break;
+		case OPT_RUN_DIR: rc = imgdev_ctx_set_run_dir(cli->ctx, optarg); break;
+		case OPT_BACKEND:
+			if ((c = cli_set_backend(cli, optarg)))
+				return c;
+			break;
 		case 'v': cli->verbose++; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case OPT_VERSION: printf("imgdev %s\n", imgdev_version()); return EXIT_OK;

@@ -27,7 +27,8 @@ int imgdev_ctx_new(struct imgdev_ctx **ctx)
 	c->dev_dir = strdup("/dev");
 	c->sysfs_dir = strdup("/sys");
 	c->prefix = strdup(IMGDEV_DEFAULT_PREFIX);
-	if (!c->dev_dir || !c->sysfs_dir || !c->prefix) {
+	c->run_dir = strdup("/run/imgdev");
+	if (!c->dev_dir || !c->sysfs_dir || !c->prefix || !c->run_dir) {
 		imgdev_ctx_free(c);
 		return -ENOMEM;
 	}
@@ -42,6 +43,7 @@ void imgdev_ctx_free(struct imgdev_ctx *ctx)
 	free(ctx->dev_dir);
 	free(ctx->sysfs_dir);
 	free(ctx->prefix);
+	free(ctx->run_dir);
 	free(ctx);
 }
 
@@ -74,6 +76,20 @@ int imgdev_ctx_set_sysfs_dir(struct imgdev_ctx *ctx, const char *dir)
 int imgdev_ctx_set_prefix(struct imgdev_ctx *ctx, const char *prefix)
 {
 	return replace_string(ctx, &ctx->prefix, prefix, "name prefix");
+}
+
+int imgdev_ctx_set_run_dir(struct imgdev_ctx *ctx, const char *dir)
+{
+	return replace_string(ctx, &ctx->run_dir, dir, "run directory");
+}
+
+int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend)
+{
+	if (backend != IMGDEV_BACKEND_AUTO && backend != IMGDEV_BACKEND_DM &&
+	    backend != IMGDEV_BACKEND_LOOP)
+		return ctx_error(ctx, EINVAL, "unknown backend %d", backend);
+	ctx->backend = backend;
+	return 0;
 }
 
 void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,

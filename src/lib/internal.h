@@ -16,6 +16,8 @@ struct imgdev_ctx {
 	char *dev_dir;
 	char *sysfs_dir;
 	char *prefix;
+	char *run_dir;
+	int backend;
 	imgdev_log_fn log_fn;
 	void *log_data;
 	int log_max;

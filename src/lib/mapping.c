@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "blockdev.h"
@@ -56,8 +57,7 @@ out:
 	return rc;
 }
 
-/* Read the header magic and hash at sector 0 of path; 1 ours, 0 not, <0 error. */
-static int backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *h)
+int mapping_backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *h)
 {
 	uint8_t sector[SECTOR_SIZE];
 	struct bdev bd;
@@ -73,26 +73,23 @@ static int backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *
 	return hdr_has_magic(h);
 }
 
-static int mapping_fill(struct imgdev_ctx *ctx, const char *name, const char *backing,
-			const struct dmctl_target *t, const struct hdr *h,
-			struct imgdev_mapping *out)
+int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
+		const struct mapping_desc *d)
 {
 	memset(out, 0, sizeof(*out));
-	out->name = strdup(name);
-	out->path = path_join(ctx->dev_dir, "mapper");
-	out->backing = strdup(backing);
-	if (out->path) {
-		char *full = path_join(out->path, name);
-
-		free(out->path);
-		out->path = full;
-	}
-	if (!out->name || !out->path || !out->backing) {
+	out->name = strdup(d->name);
+	out->backend = d->backend;
+	out->path = strdup(d->path);
+	out->device = strdup(d->device);
+	out->backing = strdup(d->backing);
+	if (!out->name || !out->path || !out->device || !out->backing) {
 		mapping_clear(out);
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	}
-	out->sectors = t->length;
-	memcpy(out->image_hash, h->image_hash, IMGDEV_HASH_SIZE);
+	out->backing_major = major(d->backing_dev);
+	out->backing_minor = minor(d->backing_dev);
+	out->sectors = d->sectors;
+	memcpy(out->image_hash, d->image_hash, IMGDEV_HASH_SIZE);
 	return 1;
 }
 
@@ -111,7 +108,7 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
 		return 0;
 	rc = mapping_backing_path(ctx, maj, min, &backing);
 	if (rc == 0)
-		rc = backing_header(ctx, backing, &h);
+		rc = mapping_backing_header(ctx, backing, &h);
 	if (rc < 0) {
 		ctx_log(ctx, LOGP_WARNING, "%s: skipped: backing device %u:%u: %s", name, maj,
 			min, ctx->errmsg);
@@ -119,11 +116,15 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
 		return rc == -ENOMEM ? rc : 0;
 	}
 	if (rc == 1) {
-		rc = mapping_fill(ctx, name, backing, t, &h, out);
-		if (rc == 1) {
-			out->backing_major = maj;
-			out->backing_minor = min;
-		}
+		char *path = path_join(ctx->dev_dir, "mapper"), *full = path ? path_join(path, name) : NULL;
+		struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_DM, .path = full,
+					  .device = full, .backing = backing,
+					  .backing_dev = makedev(maj, min), .sectors = t->length,
+					  .image_hash = h.image_hash };
+
+		rc = full ? mapping_set(ctx, out, &d) : ctx_error(ctx, ENOMEM, "out of memory");
+		free(full);
+		free(path);
 	}
 	free(backing);
 	return rc;
@@ -133,6 +134,7 @@ void mapping_clear(struct imgdev_mapping *m)
 {
 	free(m->name);
 	free(m->path);
+	free(m->device);
 	free(m->backing);
 	memset(m, 0, sizeof(*m));
 }

@@ -6,6 +6,7 @@
 #ifndef IMGDEV_MAPPING_H
 #define IMGDEV_MAPPING_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "dmctl.h"
@@ -27,6 +28,27 @@ int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int 
  */
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out);
+
+struct hdr;
+
+/* Read sector 0 of path: 1 with our magic (h filled), 0 without, <0 error. */
+int mapping_backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *h);
+
+/* What makes a mapping, to be copied into a struct imgdev_mapping. */
+struct mapping_desc {
+	const char *name;
+	int backend;
+	const char *path;
+	const char *device;
+	const char *backing;
+	dev_t backing_dev;
+	uint64_t sectors;
+	const uint8_t *image_hash;
+};
+
+/* Fill out from d (strings copied); 1, or -ENOMEM. */
+int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
+		const struct mapping_desc *d);
 
 /* Free the strings of one mapping. */
 void mapping_clear(struct imgdev_mapping *m);

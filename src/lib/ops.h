@@ -12,6 +12,7 @@
 struct imgdev_ctx;
 struct bdev;
 struct hdr;
+struct imgdev_mapping;
 
 /* Take the device's advisory lock (writers of one device take turns). */
 int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);
@@ -25,14 +26,26 @@ int check_overwrite_allowed(struct imgdev_ctx *ctx, const struct bdev *bd, const
 			    bool force);
 
 /*
- * Map the payload of the block device `backing` (path, number) as name,
- * unless name is already mapped onto it, in which case its node is made
- * sure of and its path returned. Fails if name maps something else.
+ * Map the payload of bd as name with the context's backend, unless name is
+ * already mapped onto it, in which case its path is returned (and its node
+ * or link made sure of). Fails if name maps something else.
  */
-int map_ensure(struct imgdev_ctx *ctx, const char *device, dev_t backing, const char *name,
-	       uint64_t image_size, char **mapped_path);
+int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+	       char **mapped_path);
 
-/* Whether device-mapper can be used here (control node opens); 0 or -errno. */
-int map_check_available(struct imgdev_ctx *ctx);
+/* Whether bd can be mapped with the context's backend; 0 or -errno and why. */
+int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd);
+
+/* The loop backend (ops_loop.c). */
+int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+	     char **mapped_path);
+/* Like loop_map, but a mapping of name onto bd already there is fine. */
+int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+		    char **mapped_path);
+int loop_unmap(struct imgdev_ctx *ctx, const char *name);
+/* Append the image loop mappings to *list; 0 or -errno. */
+int loop_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count);
+/* -EBUSY naming the loop mapping when one is attached over bd; else 0. */
+int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd);
 
 #endif

@@ -127,40 +127,46 @@ static int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t im
 	return 0;
 }
 
-int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
-	       uint64_t image_size, char **mapped_path)
+/*
+ * AUTO resolved: device-mapper when the kernel has it (its control node is
+ * there), else loop. A control node we may not open still means
+ * device-mapper, so that the permission problem is what gets reported.
+ */
+static int backend_now(struct imgdev_ctx *ctx)
+{
+	char *path;
+	int fd, err;
+
+	if (ctx->backend != IMGDEV_BACKEND_AUTO)
+		return ctx->backend;
+	path = path_join(ctx->dev_dir, "mapper/control");
+	fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
+	err = errno;
+	free(path);
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 && (err == ENOENT || err == ENODEV || err == ENXIO || err == ENOTDIR))
+		return IMGDEV_BACKEND_LOOP;
+	return IMGDEV_BACKEND_DM;
+}
+
+/* Map bd's payload as the device-mapper device name. */
+static int dm_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+		  char **mapped_path)
 {
 	char uuid[DMCTL_UUID_MAX];
-	struct bdev bd;
-	char *path = NULL;
+	char *path = mapper_path(ctx, name);
 	dev_t dev;
-	int fd = -1, rc;
+	int fd = -1, rc = 0;
 
-	rc = imgdev_check_name(ctx, name);
-	if (rc < 0)
-		return rc;
-	rc = bdev_open(ctx, device, O_RDONLY, &bd);
-	if (rc < 0)
-		return rc;
-	if (!bd.is_block) {
-		rc = ctx_error(ctx, ENOTBLK, "%s: not a block device; mapping needs one (attach a file with losetup first)",
-			       device);
-		goto out;
-	}
-	rc = check_room(ctx, &bd, image_size);
-	if (rc < 0)
-		goto out;
-	path = mapper_path(ctx, name);
-	if (!path) {
-		rc = ctx_error(ctx, ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!path)
+		return ctx_error(ctx, ENOMEM, "out of memory");
 	rc = dmctl_open(ctx, &fd);
 	if (rc < 0)
 		goto out;
 	uuid_for_name(name, uuid);
-	rc = dmctl_create_linear(ctx, fd, name, uuid, bd.size / SECTOR_SIZE - 1, bd.rdev,
-				 1, &dev);
+	rc = dmctl_create_linear(ctx, fd, name, uuid, bd->size / SECTOR_SIZE - 1, bd->rdev, 1,
+				 &dev);
 	if (rc < 0)
 		goto out;
 	rc = node_ensure(ctx, path, dev);
@@ -169,13 +175,51 @@ int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 			ctx_log(ctx, LOGP_WARNING, "%s: could not remove after failure", name);
 		goto out;
 	}
-	ctx_log(ctx, LOGP_INFO, "%s: mapped %s from sector 1 as %s", name, bd.path, path);
+	ctx_log(ctx, LOGP_INFO, "%s: mapped %s from sector 1 as %s", name, bd->path, path);
 	*mapped_path = path;
 	path = NULL;
 out:
 	if (fd >= 0)
 		close(fd);
 	free(path);
+	return rc;
+}
+
+int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
+{
+	int fd, rc;
+
+	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
+		return 0;
+	if (!bd->is_block)
+		return ctx_error(ctx, ENOTBLK,
+				 "%s: not a block device, so device-mapper cannot map it (attach it with losetup, or use --backend loop)",
+				 bd->path);
+	rc = dmctl_open(ctx, &fd);
+	if (rc == 0)
+		close(fd);
+	return rc;
+}
+
+int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
+	       uint64_t image_size, char **mapped_path)
+{
+	struct bdev bd;
+	int rc;
+
+	rc = imgdev_check_name(ctx, name);
+	if (rc < 0)
+		return rc;
+	rc = bdev_open(ctx, device, O_RDONLY, &bd);
+	if (rc < 0)
+		return rc;
+	rc = check_room(ctx, &bd, image_size);
+	if (rc == 0)
+		rc = map_check_target(ctx, &bd);
+	if (rc == 0 && backend_now(ctx) == IMGDEV_BACKEND_LOOP)
+		rc = loop_map(ctx, &bd, name, mapped_path);
+	else if (rc == 0)
+		rc = dm_map(ctx, &bd, name, mapped_path);
 	bdev_close(&bd);
 	return rc;
 }
@@ -203,16 +247,13 @@ static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, const
 	return ours;
 }
 
-int imgdev_unmap(struct imgdev_ctx *ctx, const char *name)
+static int dm_unmap(struct imgdev_ctx *ctx, const char *name)
 {
 	char uuid[DMCTL_UUID_MAX];
 	char *path = NULL;
 	dev_t dev;
 	int fd = -1, rc;
 
-	rc = imgdev_check_name(ctx, name);
-	if (rc < 0)
-		return rc;
 	rc = dmctl_open(ctx, &fd);
 	if (rc < 0)
 		return rc;
@@ -235,6 +276,25 @@ out:
 	free(path);
 	close(fd);
 	return rc;
+}
+
+int imgdev_unmap(struct imgdev_ctx *ctx, const char *name)
+{
+	int rc = imgdev_check_name(ctx, name);
+
+	if (rc < 0)
+		return rc;
+	if (ctx->backend == IMGDEV_BACKEND_LOOP)
+		return loop_unmap(ctx, name);
+	if (ctx->backend == IMGDEV_BACKEND_DM)
+		return dm_unmap(ctx, name);
+	/* AUTO: whichever backend has the name. */
+	if (backend_now(ctx) == IMGDEV_BACKEND_DM) {
+		rc = dm_unmap(ctx, name);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	return loop_unmap(ctx, name);
 }
 
 void imgdev_mappings_free(struct imgdev_mapping *list, int count)
@@ -278,11 +338,10 @@ static int list_consider(struct imgdev_ctx *ctx, int fd, const char *name,
 	return 0;
 }
 
-int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
+static int dm_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count)
 {
-	struct imgdev_mapping *out = NULL;
 	char **names = NULL;
-	int fd, n, count = 0, rc;
+	int fd, n, rc;
 
 	rc = dmctl_open(ctx, &fd);
 	if (rc < 0)
@@ -290,9 +349,22 @@ int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 	n = dmctl_list(ctx, fd, &names);
 	rc = n < 0 ? n : 0;
 	for (int i = 0; i < n && rc == 0; i++)
-		rc = list_consider(ctx, fd, names[i], &out, &count);
+		rc = list_consider(ctx, fd, names[i], list, count);
 	dmctl_names_free(names, n);
 	close(fd);
+	return rc;
+}
+
+int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
+{
+	struct imgdev_mapping *out = NULL;
+	int count = 0, rc = 0;
+
+	if (ctx->backend == IMGDEV_BACKEND_DM ||
+	    (ctx->backend == IMGDEV_BACKEND_AUTO && backend_now(ctx) == IMGDEV_BACKEND_DM))
+		rc = dm_list(ctx, &out, &count);
+	if (rc == 0 && ctx->backend != IMGDEV_BACKEND_DM)
+		rc = loop_list(ctx, &out, &count);
 	if (rc < 0) {
 		imgdev_mappings_free(out, count);
 		return rc;
@@ -301,15 +373,6 @@ int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 		qsort(out, (size_t)count, sizeof(*out), mapping_cmp);
 	*list = out;
 	return count;
-}
-
-int map_check_available(struct imgdev_ctx *ctx)
-{
-	int fd, rc = dmctl_open(ctx, &fd);
-
-	if (rc == 0)
-		close(fd);
-	return rc;
 }
 
 /* Whether the table of name is "linear backing 1" alone. */
@@ -329,27 +392,29 @@ static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t bac
 	return same;
 }
 
-int map_ensure(struct imgdev_ctx *ctx, const char *device, dev_t backing, const char *name,
-	       uint64_t image_size, char **mapped_path)
+int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+	       char **mapped_path)
 {
 	char uuid[DMCTL_UUID_MAX];
 	char *path = NULL;
 	dev_t dev;
 	int fd, rc;
 
+	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
+		return loop_map_ensure(ctx, bd, name, mapped_path);
 	rc = dmctl_open(ctx, &fd);
 	if (rc < 0)
 		return rc;
 	rc = dmctl_info(ctx, fd, name, &dev, uuid);
 	if (rc == -ENOENT) {
 		close(fd);
-		return imgdev_map(ctx, device, name, image_size, mapped_path);
+		return dm_map(ctx, bd, name, mapped_path);
 	}
 	if (rc == 0)
-		rc = maps_onto(ctx, fd, name, backing);
+		rc = maps_onto(ctx, fd, name, bd->rdev);
 	if (rc == 0)
 		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
-			       name, device);
+			       name, bd->path);
 	if (rc == 1) {
 		path = mapper_path(ctx, name);
 		rc = path ? node_ensure(ctx, path, dev) : ctx_error(ctx, ENOMEM, "out of memory");

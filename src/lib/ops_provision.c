@@ -262,17 +262,11 @@ static int check_provision_args(struct imgdev_ctx *ctx, const struct imgdev_prov
 static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
 			      const struct imgsrc *src, const struct imgdev_provision_opts *opts)
 {
-	if (!opts->no_map && !bd->is_block)
-		return ctx_error(ctx, ENOTBLK,
-				 "%s: not a block device, so it cannot be mapped; use --no-map to write a file",
-				 bd->path);
-	if (!opts->no_map) {
-		int rc = map_check_available(ctx);
+	int rc = opts->no_map ? 0 : map_check_target(ctx, bd);
 
-		if (rc < 0)
-			return rc;
-	}
-	return check_payload_room(ctx, bd, src->size, src->path);
+	if (rc == 0)
+		rc = loop_check_not_mapped(ctx, bd);
+	return rc < 0 ? rc : check_payload_room(ctx, bd, src->size, src->path);
 }
 
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
@@ -319,8 +313,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 			goto out;
 	}
 	if (!opts->no_map)
-		rc = map_ensure(ctx, probe.path, probe.rdev, opts->name, src->size,
-				&res->mapped_path);
+		rc = map_ensure(ctx, &probe, opts->name, &res->mapped_path);
 out:
 	res->seconds = now_seconds() - t0;
 	bdev_close(&bd);

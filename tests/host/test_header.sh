@@ -109,18 +109,18 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		run_imgdev header "$l" --json; assert_contains "$out" "sha256:$HEX_B"
 		losetup -d "$l"'
 
-	expect 'map on a kernel without device-mapper fails clearly and creates nothing' '
+	expect 'map --backend dm on a kernel without device-mapper fails clearly and creates nothing' '
 		if [ -e /dev/mapper/control ]; then exit 0; fi
 		d=$(new_disk mapdisk 1048576)
 		l=$(losetup -f --show "$d")
-		run_imgdev map "$l" virtlet-dm-host --image-size 4096; assert_rc 1
+		run_imgdev map "$l" virtlet-dm-host --image-size 4096 --backend dm; assert_rc 1
 		assert_contains "$err" "no device-mapper"
 		[ ! -e /dev/mapper/virtlet-dm-host ]
 		losetup -d "$l"'
 
-	expect 'map refuses a plain file and a bad name before touching the kernel' '
+	expect 'map refuses a plain file (dm backend) and a bad name before touching the kernel' '
 		d=$(new_disk mapfile 1048576)
-		run_imgdev map "$d" virtlet-dm-f --image-size 4096; assert_rc 1
+		run_imgdev --backend dm map "$d" virtlet-dm-f --image-size 4096; assert_rc 1
 		assert_contains "$err" "not a block device"
 		run_imgdev map "$d" wrongprefix --image-size 4096; assert_rc 1
 		assert_contains "$err" "must start with \"virtlet-dm-\""'

@@ -336,10 +336,10 @@ expect 'usage errors exit 2 and write nothing: bad --digest, no --name, unknown 
 	run_imgdev verify "$d" --bogus; assert_rc 2
 	assert_eq "$(state "$d")" "$before"'
 
-expect 'a regular file as device without --no-map fails with exit 1 and writes nothing' '
+expect 'a regular file as device with the dm backend fails with exit 1 and writes nothing' '
 	d=$(new_disk d20 1048576); rand "$tmp/img20" 1000
 	before=$(state "$d")
-	run_imgdev provision "$d" "$tmp/img20" --name virtlet-dm-test20; assert_rc 1
+	run_imgdev provision "$d" "$tmp/img20" --name virtlet-dm-test20 --backend dm; assert_rc 1
 	case "$err" in *"not a block device"*|*--no-map*) ;; *) echo "stderr [$err]"; exit 1 ;; esac
 	assert_eq "$(state "$d")" "$before"'
 
@@ -462,12 +462,12 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		assert_eq "$(whole "$l")" "$before"; assert_eq "$(whole "$tmp/lbigback")" "$before"
 		losetup -d "$l"'
 
-	expect 'provision --name on a host without device-mapper fails before writing anything' '
+	expect 'provision --backend dm on a host without device-mapper fails before writing anything' '
 		if [ -e /dev/mapper/control ]; then exit 0; fi
 		rand "$tmp/lm" 100000
 		l=$(loopdev lmback 1048576)
 		before=$(whole "$tmp/lmback")
-		run_imgdev provision "$l" "$tmp/lm" --name virtlet-dm-hosttest; assert_rc 1
+		run_imgdev provision "$l" "$tmp/lm" --name virtlet-dm-hosttest --backend dm; assert_rc 1
 		assert_contains "$err" "device-mapper"
 		assert_eq "$(whole "$tmp/lmback")" "$before"
 		[ ! -e /dev/mapper/virtlet-dm-hosttest ]

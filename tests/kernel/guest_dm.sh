@@ -76,7 +76,7 @@ expect 'list --json gives name, path, backing, major:minor, sectors and hash' '
 
 expect 'a backing device that cannot be read is skipped with a warning' '
 	mkdir -p "$work/fakedev"
-	run_imgdev --dev-dir "$work/fakedev" list; assert_rc 1
+	run_imgdev --dev-dir "$work/fakedev" --backend dm list; assert_rc 1
 	mkdir -p "$work/fakedev/mapper"; ln -s /dev/mapper/control "$work/fakedev/mapper/control"
 	run_imgdev --dev-dir "$work/fakedev" list; assert_rc 0
 	assert_eq "$out" ""
@@ -163,6 +163,19 @@ expect 'without CAP_SYS_ADMIN the error says so, not a bare EPERM' '
 	assert_eq "$rc" 1; assert_contains "$err" "CAP_SYS_ADMIN"
 	dmsetup info virtlet-dm-nocap >/dev/null
 	run_imgdev unmap virtlet-dm-nocap; assert_rc 0'
+
+expect 'list shows both backends; auto unmap finds a loop mapping after device-mapper' '
+	run_imgdev map /dev/ubdc virtlet-dm-dmside --image-size 4096; assert_rc 0
+	run_imgdev --backend loop map /dev/ubdb virtlet-dm-loopside --image-size 4096; assert_rc 0
+	assert_eq "$out" /run/imgdev/virtlet-dm-loopside
+	run_imgdev list --json
+	assert_contains "$out" "\"backend\": \"dm\""
+	assert_contains "$out" "\"backend\": \"loop\""
+	run_imgdev list; assert_contains "$out" "virtlet-dm-dmside
+virtlet-dm-loopside"
+	run_imgdev unmap virtlet-dm-loopside; assert_rc 0
+	[ ! -L /run/imgdev/virtlet-dm-loopside ]
+	run_imgdev unmap virtlet-dm-dmside; assert_rc 0'
 
 dmsetup remove_all 2>/dev/null
 rm -rf "$work"

@@ -1,0 +1,332 @@
+/*
+ * The loop backend: an image mapping as a loop device over the payload
+ * (lo_offset = 512, lo_sizelimit = the rest), named by lo_file_name, with a
+ * stable symlink <run>/NAME to /dev/loopN. Recognised like device-mapper
+ * mappings: offset 512 of a backing device or file whose sector 0 carries
+ * the header magic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "blockdev.h"
+#include "header.h"
+#include "internal.h"
+#include "loopctl.h"
+#include "mapping.h"
+#include "ops.h"
+
+#define DETACH_TRIES 25
+
+/* Take the run directory's lock, so that name checks and attaches pair up. */
+static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
+{
+	char *lock = path_join(ctx->run_dir, ".lock");
+	int rc = 0;
+
+	if (!lock)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	if (mkdir(ctx->run_dir, 0755) < 0 && errno != EEXIST)
+		rc = ctx_error(ctx, errno, "%s: cannot create: %s", ctx->run_dir, strerror(errno));
+	*fd = rc ? -1 : open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (!rc && *fd < 0)
+		rc = ctx_error(ctx, errno, "%s: %s", lock, strerror(errno));
+	while (!rc && flock(*fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			rc = ctx_error(ctx, errno, "%s: cannot lock: %s", lock, strerror(errno));
+	free(lock);
+	return rc;
+}
+
+/* Whether info is an image mapping: offset 512 over a device with our magic. */
+static int loop_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info, struct hdr *h)
+{
+	int rc;
+
+	if (info->offset != SECTOR_SIZE || !info->name[0])
+		return 0;
+	if (strstr(info->backing_file, " (deleted)")) {
+		ctx_log(ctx, LOGP_WARNING, "loop%d (%s): skipped: its backing file was deleted",
+			info->nr, info->name);
+		return 0;
+	}
+	rc = mapping_backing_header(ctx, info->backing_file, h);
+	if (rc < 0) {
+		ctx_log(ctx, LOGP_WARNING, "loop%d (%s): skipped: %s", info->nr, info->name,
+			ctx->errmsg);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	return rc;
+}
+
+/*
+ * Visit the image loop mappings: fn(arg, info, h) for each; stops early when
+ * fn returns non-zero and returns that. 0 when all were visited, or -errno.
+ */
+static int loop_each(struct imgdev_ctx *ctx,
+		     int (*fn)(void *arg, const struct loopctl_info *info, const struct hdr *h),
+		     void *arg)
+{
+	struct loopctl_info info;
+	int *nrs = NULL, n, rc = 0;
+	struct hdr h;
+
+	n = loopctl_attached(ctx, &nrs);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (loopctl_info(ctx, nrs[i], &info) < 0)
+			continue;	/* detached meanwhile */
+		rc = loop_is_image(ctx, &info, &h);
+		if (rc == 1)
+			rc = fn(arg, &info, &h);
+	}
+	free(nrs);
+	return rc;
+}
+
+struct find_name {
+	const char *name;
+	struct loopctl_info found;
+};
+
+static int match_name(void *arg, const struct loopctl_info *info, const struct hdr *h)
+{
+	struct find_name *f = arg;
+
+	(void)h;
+	if (strcmp(info->name, f->name) != 0)
+		return 0;
+	f->found = *info;
+	return 1;
+}
+
+/* The image loop mapping called name: 1 with *info, 0 if none, or -errno. */
+static int loop_find(struct imgdev_ctx *ctx, const char *name, struct loopctl_info *info)
+{
+	struct find_name f = { .name = name };
+	int rc = loop_each(ctx, match_name, &f);
+
+	if (rc == 1)
+		*info = f.found;
+	return rc;
+}
+
+/* Whether the loop is attached over bd (the same inode, or the same device). */
+static bool loop_backs_onto(const struct loopctl_info *info, const struct bdev *bd)
+{
+	struct stat st;
+
+	if (fstat(bd->fd, &st) == 0 && info->backing_dev == st.st_dev &&
+	    info->backing_ino == st.st_ino)
+		return true;
+	return bd->is_block && stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode) &&
+	       st.st_rdev == bd->rdev;
+}
+
+struct find_backing {
+	const struct bdev *bd;
+	struct loopctl_info found;
+};
+
+static int match_backing(void *arg, const struct loopctl_info *info, const struct hdr *h)
+{
+	struct find_backing *f = arg;
+
+	(void)h;
+	if (!loop_backs_onto(info, f->bd))
+		return 0;
+	f->found = *info;
+	return 1;
+}
+
+int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
+{
+	struct find_backing f = { .bd = bd };
+	int rc = loop_each(ctx, match_backing, &f);
+
+	if (rc == 1)
+		return ctx_error(ctx, EBUSY,
+				 "%s: device is in use (mapped as loop device %s/loop%d, %s); refusing to write to it",
+				 bd->path, ctx->dev_dir, f.found.nr, f.found.name);
+	return rc;
+}
+
+/* Point <run>/NAME at <dev>/loopN, replacing what was there; 0 or -errno. */
+static int link_set(struct imgdev_ctx *ctx, const char *name, int nr, char **link_path)
+{
+	char *target = loopctl_path(ctx, nr), *link = path_join(ctx->run_dir, name);
+	char *tmp = NULL;
+	int rc = 0;
+
+	if (!target || !link || asprintf(&tmp, "%s.new", link) < 0) {
+		tmp = NULL;
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		unlink(tmp);
+		if (symlink(target, tmp) < 0 || rename(tmp, link) < 0)
+			rc = ctx_error(ctx, errno, "%s: cannot create the link: %s", link,
+				       strerror(errno));
+	}
+	free(target);
+	free(tmp);
+	if (rc == 0)
+		*link_path = link;
+	else
+		free(link);
+	return rc;
+}
+
+/* Remove <run>/NAME if it points at loop nr. */
+static void link_remove(struct imgdev_ctx *ctx, const char *name, int nr)
+{
+	char *link = path_join(ctx->run_dir, name), *target = loopctl_path(ctx, nr);
+	char buf[4096];
+	ssize_t n = link ? readlink(link, buf, sizeof(buf) - 1) : -1;
+
+	if (n > 0 && target) {
+		buf[n] = '\0';
+		if (strcmp(buf, target) == 0 && unlink(link) < 0 && errno != ENOENT)
+			ctx_log(ctx, LOGP_WARNING, "%s: cannot remove: %s", link, strerror(errno));
+	}
+	free(link);
+	free(target);
+}
+
+static int loop_check_name(struct imgdev_ctx *ctx, const char *name)
+{
+	if (strlen(name) > LOOPCTL_NAME_MAX)
+		return ctx_error(ctx, EINVAL,
+				 "%s: a loop mapping name holds at most %d bytes (the kernel's lo_file_name); this has %zu",
+				 name, LOOPCTL_NAME_MAX, strlen(name));
+	return 0;
+}
+
+/* Attach bd's payload as name, under the run-dir lock; 0 or -errno. */
+static int loop_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+			      char **mapped_path)
+{
+	struct loopctl_info existing;
+	int fd, nr, rc;
+
+	rc = loop_find(ctx, name, &existing);
+	if (rc == 1)
+		return ctx_error(ctx, EEXIST, "%s: a loop mapping with this name already exists (%s/loop%d)",
+				 name, ctx->dev_dir, existing.nr);
+	if (rc < 0)
+		return rc;
+	fd = open(bd->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return ctx_error(ctx, errno, "%s: cannot open: %s", bd->path, strerror(errno));
+	rc = loopctl_attach(ctx, fd, SECTOR_SIZE, (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1),
+			    name, &nr);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	rc = link_set(ctx, name, nr, mapped_path);
+	if (rc < 0 && loopctl_detach(ctx, nr, DETACH_TRIES) < 0)
+		ctx_log(ctx, LOGP_WARNING, "loop%d: could not detach after failure", nr);
+	if (rc == 0)
+		ctx_log(ctx, LOGP_INFO, "%s: mapped %s from byte 512 as loop%d", name, bd->path, nr);
+	return rc;
+}
+
+int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **mapped_path)
+{
+	int lock = -1, rc = loop_check_name(ctx, name);
+
+	if (rc == 0)
+		rc = run_dir_lock(ctx, &lock);
+	if (rc == 0)
+		rc = loop_attach_locked(ctx, bd, name, mapped_path);
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
+
+int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+		    char **mapped_path)
+{
+	struct loopctl_info info;
+	int rc = loop_check_name(ctx, name), lock = -1;
+
+	if (rc == 0)
+		rc = run_dir_lock(ctx, &lock);
+	if (rc == 0)
+		rc = loop_find(ctx, name, &info);
+	if (rc == 0)
+		rc = loop_attach_locked(ctx, bd, name, mapped_path);
+	else if (rc == 1 && !loop_backs_onto(&info, bd))
+		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
+			       name, bd->path);
+	else if (rc == 1)
+		rc = link_set(ctx, name, info.nr, mapped_path);
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
+
+int loop_unmap(struct imgdev_ctx *ctx, const char *name)
+{
+	struct loopctl_info info;
+	int lock = -1, rc = run_dir_lock(ctx, &lock);
+
+	if (rc == 0)
+		rc = loop_find(ctx, name, &info);
+	if (rc == 0)
+		rc = ctx_error(ctx, ENOENT, "%s: no such mapping", name);
+	if (rc == 1)
+		rc = loopctl_detach(ctx, info.nr, DETACH_TRIES);
+	if (rc == 0) {
+		link_remove(ctx, name, info.nr);
+		ctx_log(ctx, LOGP_INFO, "%s: unmapped (loop%d)", name, info.nr);
+	}
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
+
+struct list_acc {
+	struct imgdev_ctx *ctx;
+	struct imgdev_mapping **list;
+	int *count;
+};
+
+static int list_add(void *arg, const struct loopctl_info *info, const struct hdr *h)
+{
+	struct list_acc *a = arg;
+	char *link = path_join(a->ctx->run_dir, info->name);
+	char *device = loopctl_path(a->ctx, info->nr);
+	struct imgdev_mapping *grown = realloc(*a->list, sizeof(*grown) * (size_t)(*a->count + 1));
+	struct stat st;
+	struct mapping_desc d = { .name = info->name, .backend = IMGDEV_BACKEND_LOOP, .path = link,
+				  .device = device, .backing = info->backing_file,
+				  .sectors = info->sectors, .image_hash = h->image_hash };
+	int rc = -ENOMEM;
+
+	if (stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode))
+		d.backing_dev = st.st_rdev;
+	if (grown) {
+		*a->list = grown;
+		rc = link && device ? mapping_set(a->ctx, &grown[*a->count], &d) : -ENOMEM;
+	}
+	if (rc == 1)
+		(*a->count)++;
+	free(link);
+	free(device);
+	return rc == 1 ? 0 : ctx_error(a->ctx, ENOMEM, "out of memory");
+}
+
+int loop_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count)
+{
+	struct list_acc a = { .ctx = ctx, .list = list, .count = count };
+
+	return loop_each(ctx, list_add, &a);
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Host tests of the loop backend: the payload of a file or of a loop-backed
+# "disk" mapped as a loop device at offset 512 (checked through sysfs and by
+# reading it back), found by name in list, unmapped with its link; provision
+# through it; names and duplicates refused. Needs root and loop devices.
+. "$(dirname "$0")/../lib.sh"
+
+if [ "$(id -u)" != 0 ] || ! losetup -f >/dev/null 2>&1; then
+	echo "test_loop.sh: 0 passed, 0 failed, 1 skipped (needs root and loop devices)"
+	exit 0
+fi
+tmp=$(mktemp -d /var/tmp/imgdev-loop.XXXXXX)
+run=$tmp/run
+cleanup() {
+	for l in "$run"/*; do [ -L "$l" ] && losetup -d "$(readlink "$l")" 2>/dev/null; done
+	detach_loops_under "$tmp"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+L() { run_imgdev --run-dir "$run" --backend loop "$@"; }
+loopname() { basename "$(readlink "$run/$1")"; }
+img=$tmp/image
+head -c 3000000 /dev/urandom >"$img"
+size=$(stat -c %s "$img")
+disk=$tmp/disk
+truncate -s 8M "$disk"
+run_imgdev provision "$disk" "$img" --no-map
+
+expect 'map a file: loop at offset 512, size limit the rest, reads back as the payload' '
+	L map "$disk" virtlet-dm-file --image-size "$size"; assert_rc 0
+	assert_eq "$out" "$run/virtlet-dm-file"
+	n=$(loopname virtlet-dm-file)
+	assert_eq "$(cat /sys/block/$n/loop/offset)" 512
+	assert_eq "$(cat /sys/block/$n/loop/sizelimit)" $((8 * 1048576 - 512))
+	assert_eq "$(cat /sys/block/$n/loop/backing_file)" "$disk"
+	cmp <(head -c "$size" "$run/virtlet-dm-file") "$img"'
+
+expect 'list finds it by name, with the loop backend in JSON' '
+	L list; assert_rc 0; assert_eq "$out" virtlet-dm-file
+	L list --json
+	assert_contains "$out" "\"name\": \"virtlet-dm-file\""
+	assert_contains "$out" "\"backend\": \"loop\""
+	assert_contains "$out" "\"path\": \"$run/virtlet-dm-file\""
+	assert_contains "$out" "\"device\": \"/dev/$(loopname virtlet-dm-file)\""
+	assert_contains "$out" "\"backing\": \"$disk\""
+	assert_contains "$out" "\"image_hash\": \"sha256:$(sha256sum "$img" | cut -c1-64)\""'
+
+expect 'mapping the same name twice fails, and the first mapping stays' '
+	n=$(loopname virtlet-dm-file)
+	L map "$disk" virtlet-dm-file --image-size "$size"; assert_rc 1
+	assert_contains "$err" "already exists"
+	assert_eq "$(loopname virtlet-dm-file)" "$n"'
+
+expect 'the header cannot be rewritten under a loop mapping' '
+	before=$(head -c 512 "$disk" | sha256sum)
+	run_imgdev --run-dir "$run" ensure "$disk" "$(printf b | sha256sum | cut -c1-64)"; assert_rc 1
+	assert_contains "$err" "in use (mapped as loop device"
+	assert_eq "$(head -c 512 "$disk" | sha256sum)" "$before"'
+
+expect 'unmap detaches the loop device and removes the link' '
+	n=$(loopname virtlet-dm-file)
+	L unmap virtlet-dm-file; assert_rc 0
+	[ ! -e "$run/virtlet-dm-file" ] && [ ! -L "$run/virtlet-dm-file" ]
+	[ ! -e /sys/block/$n/loop/backing_file ]
+	L unmap virtlet-dm-file; assert_rc 1; assert_contains "$err" "no such mapping"'
+
+expect 'map a loop-backed disk (a block device) the same way' '
+	d=$tmp/bdisk; truncate -s 8M "$d"; b=$(losetup -f --show "$d")
+	run_imgdev provision "$b" "$img" --no-map; assert_rc 0
+	L map "$b" virtlet-dm-blk --image-size "$size"; assert_rc 0
+	n=$(loopname virtlet-dm-blk)
+	assert_eq "$(cat /sys/block/$n/loop/offset)" 512
+	assert_eq "$(cat /sys/block/$n/loop/backing_file)" "$b"
+	cmp <(head -c "$size" "$run/virtlet-dm-blk") "$img"
+	L list --json; assert_contains "$out" "\"backing_dev\": \"$(cat /sys/block/${b#/dev/}/dev)\""
+	L unmap virtlet-dm-blk; assert_rc 0
+	losetup -d "$b"'
+
+expect 'provision --backend loop writes, maps, and matches on a re-run' '
+	d=$tmp/pdisk; truncate -s 8M "$d"
+	L provision "$d" "$img" --name virtlet-dm-prov; assert_rc 0
+	assert_eq "$out" "written
+$run/virtlet-dm-prov"
+	cmp <(head -c "$size" "$run/virtlet-dm-prov") "$img"
+	L provision "$d" "$img" --name virtlet-dm-prov; assert_rc 0
+	assert_eq "$out" "matched
+$run/virtlet-dm-prov"
+	head -c 1000 /dev/urandom >"$tmp/other"
+	L provision "$d" "$tmp/other" --name virtlet-dm-prov; assert_rc 1
+	assert_contains "$err" "in use (mapped as loop device"
+	L provision "$tmp/disk" "$img" --name virtlet-dm-prov; assert_rc 1
+	assert_contains "$err" "maps something other"
+	L unmap virtlet-dm-prov; assert_rc 0'
+
+expect 'auto picks loop without device-mapper, and unmap finds it' '
+	if [ -e /dev/mapper/control ]; then exit 0; fi
+	run_imgdev --run-dir "$run" map "$disk" virtlet-dm-auto --image-size "$size"; assert_rc 0
+	assert_eq "$out" "$run/virtlet-dm-auto"
+	run_imgdev --run-dir "$run" list; assert_contains "$out" virtlet-dm-auto
+	run_imgdev --run-dir "$run" unmap virtlet-dm-auto; assert_rc 0'
+
+expect 'names: longer than lo_file_name holds, or without the prefix, map nothing' '
+	before=$(losetup -a | wc -l)
+	L map "$disk" "virtlet-dm-$(printf "%060d" 0)" --image-size 1; assert_rc 1
+	assert_contains "$err" "at most 63 bytes"
+	L map "$disk" other --image-size 1; assert_rc 1; assert_contains "$err" "must start with"
+	L map "$disk" virtlet-dm-big --image-size $((8 * 1048576)); assert_rc 1; assert_contains "$err" "too small"
+	assert_eq "$(losetup -a | wc -l)" "$before"'
+
+expect 'a loop mapping over a device without our header is not listed nor unmapped' '
+	d=$tmp/plain; truncate -s 4M "$d"
+	l=$(losetup -f --show -o 512 "$d")
+	L list; assert_eq "$out" ""
+	losetup -d "$l"'
+
+expect '--backend with an unknown value is a usage error' '
+	run_imgdev --backend xfs list; assert_rc 2; assert_contains "$err" "expected dm, loop or auto"
+	run_imgdev list --backend nbd; assert_rc 2'
+
+finish
