@@ -21,6 +21,11 @@ test:
 	@tests/deps.sh test
 	@tests/run-all.sh
 
+demo:
+	@tests/deps.sh demo
+	@$(MAKE) --no-print-directory build
+	demo/run.sh
+
 install: build
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
 
