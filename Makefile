@@ -27,7 +27,9 @@ demo:
 	demo/run.sh
 
 install: build
-	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
+	meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
+	ninja -C $(BUILD)
+	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 bench: build
 	@tests/deps.sh bench
