@@ -24,16 +24,27 @@ struct imgsrc_ops {
 
 struct imgsrc {
 	const struct imgsrc_ops *ops;
-	const char *format;		/* "raw" */
+	const char *format;		/* "raw", "qcow2" */
+	const char *compression;	/* "none", "zlib", "zstd", "gzip", "xz" */
 	char *path;
-	uint64_t size;			/* payload bytes */
+	uint64_t file_size;		/* bytes of the file as given */
+	uint64_t size;			/* payload (virtual) bytes */
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
 	int fd;
+	void *priv;			/* the format's own state */
 };
 
 /* Open an image, choosing the reader by content; 0 or -errno (message in ctx). */
 int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **src);
 void imgsrc_close(struct imgsrc *src);
+
+/* The readers, each set up on an open src (fd, path, file_size set). */
+int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src);
+int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src);
+
+/* SHA-256 of the image file itself, read sequentially; 0 or -errno. */
+int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,
+		     uint8_t hash[IMGDEV_HASH_SIZE]);
 
 #endif

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blockdev.h"
@@ -76,58 +75,14 @@ static const struct imgsrc_ops raw_ops = {
 	.close = raw_close,
 };
 
-int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
+int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 {
-	struct imgsrc *src = calloc(1, sizeof(*src));
-	struct stat st;
-	int rc = 0;
-
-	if (!src)
-		return ctx_error(ctx, ENOMEM, "out of memory");
-	src->fd = -1;
-	src->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (src->fd < 0) {
-		rc = ctx_error(ctx, errno, "%s: cannot open the image: %s", path, strerror(errno));
-		goto out;
-	}
-	if (fstat(src->fd, &st) < 0) {
-		rc = ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = ctx_error(ctx, EINVAL, "%s: the image must be a regular file", path);
-		goto out;
-	}
-	src->path = strdup(path);
-	if (!src->path) {
-		rc = ctx_error(ctx, ENOMEM, "out of memory");
-		goto out;
-	}
-	src->size = (uint64_t)st.st_size;
-	if (src->size == 0) {
-		rc = ctx_error(ctx, EINVAL, "%s: the image is empty", path);
-		goto out;
-	}
+	(void)ctx;
 	src->ops = &raw_ops;
 	src->format = "raw";
+	src->compression = "none";
+	src->size = src->file_size;
 	src->identity_is_payload = true;
 	posix_fadvise(src->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-out:
-	if (rc < 0)
-		imgsrc_close(src);
-	else
-		*out = src;
-	return rc;
-}
-
-void imgsrc_close(struct imgsrc *src)
-{
-	if (!src)
-		return;
-	if (src->ops)
-		src->ops->close(src);
-	if (src->fd >= 0)
-		close(src->fd);
-	free(src->path);
-	free(src);
+	return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,53 @@ static int open_direct(const struct bdev *bd)
 	return open(bd->path, O_RDWR | O_DIRECT | O_CLOEXEC);
 }
 
+/* Hashing the image file beside the copy, for formats whose payload differs. */
+struct file_hasher {
+	pthread_t thread;
+	bool started;
+	struct imgsrc *src;
+	struct imgdev_ctx *ctx;		/* its own, for its error message */
+	uint8_t hash[IMGDEV_HASH_SIZE];
+	int rc;
+};
+
+static void *file_hasher_run(void *arg)
+{
+	struct file_hasher *fh = arg;
+
+	fh->rc = imgsrc_hash_file(fh->ctx, fh->src, fh->hash);
+	return NULL;
+}
+
+static int file_hasher_start(struct imgdev_ctx *ctx, struct file_hasher *fh, struct imgsrc *src)
+{
+	int rc;
+
+	fh->src = src;
+	if (imgdev_ctx_new(&fh->ctx) < 0)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	rc = pthread_create(&fh->thread, NULL, file_hasher_run, fh);
+	if (rc)
+		return ctx_error(ctx, rc, "cannot start the hashing thread: %s", strerror(rc));
+	fh->started = true;
+	return 0;
+}
+
+/* Wait for the hasher; 0 with fh->hash, or its error (copied into ctx). */
+static int file_hasher_finish(struct imgdev_ctx *ctx, struct file_hasher *fh)
+{
+	int rc = 0;
+
+	if (fh->started) {
+		pthread_join(fh->thread, NULL);
+		rc = fh->rc < 0 ? ctx_error(ctx, fh->rc, "%s", imgdev_ctx_last_error(fh->ctx)) : 0;
+	}
+	imgdev_ctx_free(fh->ctx);
+	fh->ctx = NULL;
+	fh->started = false;
+	return rc;
+}
+
 /* The whole write: commit "writing", copy, flush, commit "complete". */
 static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsrc *src,
 			   const struct imgdev_provision_opts *opts,
@@ -153,18 +201,26 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 				    .read_fn = source_read_chunk, .write_fn = sink_write_chunk,
 				    .arg = &sink, .progress = opts->progress,
 				    .progress_arg = opts->progress_data };
+	struct file_hasher fh = { 0 };
 	unsigned int dlen = 0;
-	int rc;
+	int rc = 0, hrc;
 
 	if (opts->has_digest)
 		memcpy(rec.target_hash, opts->digest, IMGDEV_HASH_SIZE);
-	else if (!(job.identity = EVP_MD_CTX_new()) ||
-		 !EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL))
+	else if (src->identity_is_payload && (!(job.identity = EVP_MD_CTX_new()) ||
+					      !EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL)))
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	sink.direct_fd = open_direct(bd);
 	rc = write_commit(ctx, bd, NULL, &rec);
+	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
+		rc = file_hasher_start(ctx, &fh, src);
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec.content_hash);
+	hrc = file_hasher_finish(ctx, &fh);
+	if (rc == 0)
+		rc = hrc;
+	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
+		memcpy(rec.target_hash, fh.hash, IMGDEV_HASH_SIZE);
 	if (rc == 0 && (fdatasync(bd->fd) < 0 || (sink.direct_fd >= 0 && fdatasync(sink.direct_fd) < 0)))
 		rc = ctx_error(ctx, errno, "%s: flushing the payload failed: %s", bd->path,
 			       strerror(errno));
@@ -188,8 +244,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 }
 
 /* SHA-256 of the whole payload, in one sequential pass (no writes). */
-static int identity_pass(struct imgdev_ctx *ctx, struct imgsrc *src,
-			 uint8_t hash[IMGDEV_HASH_SIZE])
+static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
+			  uint8_t hash[IMGDEV_HASH_SIZE])
 {
 	static const uint8_t zeros[CONTENT_BLOCK_SIZE];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -222,6 +278,15 @@ out:
 	free(c);
 	EVP_MD_CTX_free(md);
 	return rc;
+}
+
+/* The image's identity hash in a pass of its own (no writes). */
+static int identity_pass(struct imgdev_ctx *ctx, struct imgsrc *src,
+			 uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	if (src->identity_is_payload)
+		return payload_sha256(ctx, src, hash);
+	return imgsrc_hash_file(ctx, src, hash);
 }
 
 /*

@@ -1,0 +1,115 @@
+/*
+ * Opening an image: the reader is chosen by the file's first bytes, never by
+ * its name — qcow2 by its magic, raw otherwise. Also the plain SHA-256 of
+ * the file as given, for formats whose payload is not the file itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "blockdev.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "qcow2.h"
+
+#define HASH_READ_SIZE (1024 * 1024)
+
+static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
+{
+	uint8_t magic[8] = { 0 };
+	size_t n = src->file_size < sizeof(magic) ? (size_t)src->file_size : sizeof(magic);
+	int rc = bdev_pread_full(src->fd, magic, n, 0);
+
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: cannot read: %s", src->path, strerror(-rc));
+	if (qcow2_probe(magic, n))
+		return imgsrc_qcow2_init(ctx, src);
+	return imgsrc_raw_init(ctx, src);
+}
+
+int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
+{
+	struct imgsrc *src = calloc(1, sizeof(*src));
+	struct stat st;
+	int rc = 0;
+
+	if (!src)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0) {
+		rc = ctx_error(ctx, errno, "%s: cannot open the image: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(src->fd, &st) < 0) {
+		rc = ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = ctx_error(ctx, EINVAL, "%s: the image must be a regular file", path);
+		goto out;
+	}
+	src->path = strdup(path);
+	if (!src->path) {
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+		goto out;
+	}
+	src->file_size = (uint64_t)st.st_size;
+	if (src->file_size == 0) {
+		rc = ctx_error(ctx, EINVAL, "%s: the image is empty", path);
+		goto out;
+	}
+	rc = imgsrc_probe(ctx, src);
+	if (rc == 0 && src->size == 0)
+		rc = ctx_error(ctx, EINVAL, "%s: the image's virtual size is 0", path);
+out:
+	if (rc < 0)
+		imgsrc_close(src);
+	else
+		*out = src;
+	return rc;
+}
+
+void imgsrc_close(struct imgsrc *src)
+{
+	if (!src)
+		return;
+	if (src->ops)
+		src->ops->close(src);
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src->path);
+	free(src);
+}
+
+int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,
+		     uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(HASH_READ_SIZE);
+	unsigned int dlen = 0;
+	int rc = 0;
+
+	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+	for (uint64_t off = 0; rc == 0 && off < src->file_size; off += HASH_READ_SIZE) {
+		size_t n = src->file_size - off < HASH_READ_SIZE ? (size_t)(src->file_size - off)
+								  : HASH_READ_SIZE;
+
+		rc = bdev_pread_full(src->fd, buf, n, off);
+		if (rc < 0)
+			rc = ctx_error(ctx, rc, "%s: read error at offset %llu: %s", src->path,
+				       (unsigned long long)off, strerror(-rc));
+		else
+			EVP_DigestUpdate(md, buf, n);
+	}
+	if (rc == 0)
+		EVP_DigestFinal_ex(md, hash, &dlen);
+	free(buf);
+	EVP_MD_CTX_free(md);
+	return rc;
+}

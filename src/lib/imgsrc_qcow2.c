@@ -1,0 +1,63 @@
+/*
+ * The qcow2 image source: chunks of the virtual disk through the qcow2
+ * reader, from any worker at once (decompression spreads over the cores).
+ * The identity hash is of the qcow2 file, not of the payload.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockdev.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "qcow2.h"
+
+static int fd_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	const struct imgsrc *src = arg;
+
+	return bdev_pread_full(src->fd, buf, len, off);
+}
+
+static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
+{
+	char err[256];
+	int rc = qcow2_read(src->priv, c->buf, c->off, c->len, &c->all_zero, err, sizeof(err));
+
+	if (rc < 0)
+		return chunk_error(c, rc, "%s: %s", src->path, err);
+	return 0;
+}
+
+static void qcow2_src_close(struct imgsrc *src)
+{
+	if (src->priv)
+		qcow2_close(src->priv);
+	free(src->priv);
+	src->priv = NULL;
+}
+
+static const struct imgsrc_ops qcow2_ops = {
+	.read_chunk = qcow2_read_chunk,
+	.close = qcow2_src_close,
+};
+
+int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
+{
+	struct qcow2 *q = calloc(1, sizeof(*q));
+	char err[256];
+	int rc;
+
+	if (!q)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	src->priv = q;
+	src->ops = &qcow2_ops;
+	rc = qcow2_open(q, fd_pread, src, src->file_size, err, sizeof(err));
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: qcow2: %s", src->path, err);
+	src->format = "qcow2";
+	src->compression = q->compression_type == 1 ? "zstd" : "zlib";
+	src->size = q->size;
+	src->identity_is_payload = false;
+	return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * A read-only qcow2 reader (versions 2 and 3) over an abstract pread, so the
+ * image source, `info` and the fuzzer share it. The file is untrusted: every
+ * offset is checked for alignment and for lying inside the file, table sizes
+ * are bounded, and sizes are computed without overflow. Refused, with the
+ * reason: version 1 or unknown versions, backing files, encryption, external
+ * data files, the corrupt bit, unknown incompatible features (named from the
+ * feature-name table when it has them).
+ */
+#ifndef IMGDEV_QCOW2_H
+#define IMGDEV_QCOW2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QCOW2_MAGIC 0x514649fbu	/* "QFI\xfb" */
+#define QCOW2_MAX_L1_BYTES (32u * 1024 * 1024)
+#define QCOW2_MAX_FEATURE_NAMES 64
+
+/* Reads exactly len bytes at off of the image file; 0 or -errno. */
+typedef int (*qcow2_pread_fn)(void *arg, void *buf, size_t len, uint64_t off);
+
+struct qcow2_feature_name {
+	uint8_t type;		/* 0 incompatible, 1 compatible, 2 autoclear */
+	uint8_t bit;
+	char name[47];
+};
+
+struct qcow2 {
+	qcow2_pread_fn pread;
+	void *arg;
+	uint64_t file_size;
+	uint32_t version;
+	uint32_t cluster_bits;
+	uint64_t cluster_size;
+	uint64_t size;			/* virtual size */
+	uint64_t incompat, compat, autoclear;
+	uint8_t compression_type;	/* 0 zlib (deflate), 1 zstd */
+	bool extended_l2;
+	uint32_t l2_entry_size;		/* 8, or 16 with extended L2 */
+	uint64_t l2_entries;		/* entries per L2 table */
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t *l1;			/* the active L1 table, host byte order */
+	bool dirty;
+	int nfeature_names;
+	struct qcow2_feature_name feature_names[QCOW2_MAX_FEATURE_NAMES];
+};
+
+/* Whether buf (at least 4 bytes) starts with the qcow2 magic. */
+bool qcow2_probe(const uint8_t *buf, size_t len);
+
+/*
+ * Read and check the header, its extensions and the L1 table. Returns 0, or
+ * -errno with the reason in err: -ENOTSUP for what imgdev refuses by design
+ * (backing file, encryption, ...), -EINVAL for a malformed image, or the
+ * pread error. Free with qcow2_close() in both cases.
+ */
+int qcow2_open(struct qcow2 *q, qcow2_pread_fn pread, void *arg, uint64_t file_size,
+	       char *err, size_t errlen);
+void qcow2_close(struct qcow2 *q);
+
+/*
+ * Read virtual bytes [off, off+len) into buf (off and len within the
+ * virtual size). Unallocated and zero clusters come back as zeros; when the
+ * whole range is zeros, *all_zero is set and buf is left untouched. Safe to
+ * call from several threads at once. 0, or -errno with the reason in err.
+ */
+int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
+	       bool *all_zero, char *err, size_t errlen);
+
+/* Bytes of the virtual disk backed by allocated or compressed clusters. */
+int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, char *err, size_t errlen);
+
+#endif
