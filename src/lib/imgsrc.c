@@ -27,8 +27,17 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 
 	if (rc < 0)
 		return ctx_error(ctx, rc, "%s: cannot read: %s", src->path, strerror(-rc));
+	static const uint8_t gz[] = { 0x1f, 0x8b }, xz[] = { 0xfd, '7', 'z', 'X', 'Z', 0 },
+			     zst[] = { 0x28, 0xb5, 0x2f, 0xfd };
+
 	if (qcow2_probe(magic, n))
 		return imgsrc_qcow2_init(ctx, src);
+	if (n >= sizeof(gz) && memcmp(magic, gz, sizeof(gz)) == 0)
+		return imgsrc_stream_init(ctx, src, 0);
+	if (n >= sizeof(xz) && memcmp(magic, xz, sizeof(xz)) == 0)
+		return imgsrc_stream_init(ctx, src, 1);
+	if (n >= sizeof(zst) && memcmp(magic, zst, sizeof(zst)) == 0)
+		return imgsrc_stream_init(ctx, src, 2);
 	return imgsrc_raw_init(ctx, src);
 }
 
@@ -40,7 +49,7 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 
 	if (!src)
 		return ctx_error(ctx, ENOMEM, "out of memory");
-	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	src->fd = src->data_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (src->fd < 0) {
 		rc = ctx_error(ctx, errno, "%s: cannot open the image: %s", path, strerror(errno));
 		goto out;
@@ -80,6 +89,8 @@ void imgsrc_close(struct imgsrc *src)
 		return;
 	if (src->ops)
 		src->ops->close(src);
+	if (src->data_fd >= 0 && src->data_fd != src->fd)
+		close(src->data_fd);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src->path);

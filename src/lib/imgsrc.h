@@ -31,7 +31,9 @@ struct imgsrc {
 	uint64_t size;			/* payload (virtual) bytes */
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
-	int fd;
+	int fd;				/* the file as given */
+	int data_fd;			/* what the format reads: fd, or a temporary file */
+	uint64_t file_size_inner;	/* bytes of the temporary file, if any */
 	void *priv;			/* the format's own state */
 };
 
@@ -42,6 +44,8 @@ void imgsrc_close(struct imgsrc *src);
 /* The readers, each set up on an open src (fd, path, file_size set). */
 int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src);
+/* kind: 0 gzip, 1 xz, 2 zstd. */
+int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind);
 
 /* SHA-256 of the image file itself, read sequentially; 0 or -errno. */
 int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,

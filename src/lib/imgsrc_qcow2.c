@@ -16,7 +16,7 @@ static int fd_pread(void *arg, void *buf, size_t len, uint64_t off)
 {
 	const struct imgsrc *src = arg;
 
-	return bdev_pread_full(src->fd, buf, len, off);
+	return bdev_pread_full(src->data_fd, buf, len, off);
 }
 
 static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
@@ -52,7 +52,9 @@ int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	src->priv = q;
 	src->ops = &qcow2_ops;
-	rc = qcow2_open(q, fd_pread, src, src->file_size, err, sizeof(err));
+	rc = qcow2_open(q, fd_pread, src,
+			src->data_fd == src->fd ? src->file_size : src->file_size_inner, err,
+			sizeof(err));
 	if (rc < 0)
 		return ctx_error(ctx, rc, "%s: qcow2: %s", src->path, err);
 	src->format = "qcow2";

@@ -1,0 +1,453 @@
+/*
+ * Compressed images: gzip, xz and zstd streams holding a raw image, or a
+ * qcow2 image. A stream only reads forward, so chunks are decompressed one
+ * after another, in order (xz with liblzma's threaded decoder); hashing and
+ * writing still run in parallel behind. The payload size must be known before
+ * anything is written: xz keeps it in its index, zstd usually in its frame
+ * headers, and gzip (or a zstd frame without it) takes a counting pass. A
+ * qcow2 inside a stream is first decompressed to an unlinked temporary file
+ * in $TMPDIR (default /var/tmp), bounded by the free space there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <lzma.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "blockdev.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "qcow2.h"
+
+#define IN_SIZE (1024 * 1024)
+#define TMP_MARGIN (512ull * 1024 * 1024)
+
+enum stream_kind { STREAM_GZIP, STREAM_XZ, STREAM_ZSTD };
+
+struct stream {
+	enum stream_kind kind;
+	int fd;
+	uint64_t file_size;
+	uint64_t file_pos;
+	uint8_t *in;
+	z_stream z;
+	bool z_ready;
+	lzma_stream lz;
+	bool lz_ready;
+	ZSTD_DCtx *zd;
+	ZSTD_inBuffer zin;
+	uint64_t pos;			/* payload bytes produced so far */
+	bool ended;			/* the decoder said the stream ended */
+	/* Handing chunks out in order to the workers. */
+	pthread_mutex_t lock;
+	pthread_cond_t turn;
+	bool failed;
+};
+
+static const char *kind_name(enum stream_kind k)
+{
+	return k == STREAM_GZIP ? "gzip" : k == STREAM_XZ ? "xz" : "zstd";
+}
+
+/* (Re)start decoding from the beginning of the file; 0 or -errno. */
+static int stream_reset(struct stream *s)
+{
+	s->file_pos = 0;
+	s->pos = 0;
+	s->ended = false;
+	if (s->kind == STREAM_GZIP) {
+		if (s->z_ready)
+			inflateEnd(&s->z);
+		memset(&s->z, 0, sizeof(s->z));
+		s->z_ready = inflateInit2(&s->z, 15 + 16) == Z_OK;
+		return s->z_ready ? 0 : -ENOMEM;
+	}
+	if (s->kind == STREAM_XZ) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		lzma_mt mt = { .flags = LZMA_CONCATENATED, .threads = cpus > 0 ? (uint32_t)cpus : 1,
+			       .memlimit_threading = 512u << 20, .memlimit_stop = 1u << 30 };
+
+		if (s->lz_ready)
+			lzma_end(&s->lz);
+		s->lz = (lzma_stream)LZMA_STREAM_INIT;
+		s->lz_ready = lzma_stream_decoder_mt(&s->lz, &mt) == LZMA_OK;
+		return s->lz_ready ? 0 : -ENOMEM;
+	}
+	if (!s->zd && !(s->zd = ZSTD_createDCtx()))
+		return -ENOMEM;
+	ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
+	s->zin = (ZSTD_inBuffer){ s->in, 0, 0 };
+	return 0;
+}
+
+/* More compressed input into s->in; returns bytes read (0 at end) or -errno. */
+static ssize_t refill(struct stream *s)
+{
+	size_t n = s->file_size - s->file_pos < IN_SIZE ? (size_t)(s->file_size - s->file_pos) : IN_SIZE;
+	int rc = n ? bdev_pread_full(s->fd, s->in, n, s->file_pos) : 0;
+
+	if (rc < 0)
+		return rc;
+	s->file_pos += n;
+	return (ssize_t)n;
+}
+
+/* Decode gzip (all members) into out; *got bytes; 0 or -errno. */
+static int gzip_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	s->z.next_out = out;
+	s->z.avail_out = (uInt)len;
+	while (s->z.avail_out && !s->ended) {
+		int rc;
+
+		if (!s->z.avail_in) {
+			ssize_t n = refill(s);
+
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				return -EPIPE;	/* the file ends inside the stream */
+			s->z.next_in = s->in;
+			s->z.avail_in = (uInt)n;
+		}
+		rc = inflate(&s->z, Z_NO_FLUSH);
+		if (rc == Z_STREAM_END) {
+			/* Another member may follow. */
+			if (!s->z.avail_in && s->file_pos == s->file_size)
+				s->ended = true;
+			else if (inflateReset(&s->z) != Z_OK)
+				return -EINVAL;
+		} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			return -EINVAL;
+		}
+	}
+	*got = len - s->z.avail_out;
+	return 0;
+}
+
+static int xz_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	s->lz.next_out = out;
+	s->lz.avail_out = len;
+	while (s->lz.avail_out && !s->ended) {
+		lzma_action action = LZMA_RUN;
+		lzma_ret rc;
+
+		if (!s->lz.avail_in) {
+			ssize_t n = refill(s);
+
+			if (n < 0)
+				return (int)n;
+			s->lz.next_in = s->in;
+			s->lz.avail_in = (size_t)n;
+			if (n == 0)
+				action = LZMA_FINISH;
+		}
+		rc = lzma_code(&s->lz, s->file_pos == s->file_size && !s->lz.avail_in ? LZMA_FINISH : action);
+		if (rc == LZMA_STREAM_END)
+			s->ended = true;
+		else if (rc == LZMA_BUF_ERROR)
+			return -EPIPE;
+		else if (rc == LZMA_MEMLIMIT_ERROR || rc == LZMA_MEM_ERROR)
+			return -ENOMEM;
+		else if (rc != LZMA_OK)
+			return -EINVAL;
+	}
+	*got = len - s->lz.avail_out;
+	return 0;
+}
+
+static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	ZSTD_outBuffer ob = { out, len, 0 };
+	size_t last = 1;
+
+	while (ob.pos < ob.size && !s->ended) {
+		size_t r;
+
+		if (s->zin.pos == s->zin.size) {
+			ssize_t n = refill(s);
+
+			if (n < 0)
+				return (int)n;
+			if (n == 0) {
+				if (last != 0)
+					return -EPIPE;	/* ends inside a frame */
+				s->ended = true;
+				break;
+			}
+			s->zin = (ZSTD_inBuffer){ s->in, (size_t)n, 0 };
+		}
+		r = ZSTD_decompressStream(s->zd, &ob, &s->zin);
+		if (ZSTD_isError(r))
+			return ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge ? -ENOMEM : -EINVAL;
+		last = r;
+		if (r == 0 && s->zin.pos == s->zin.size && s->file_pos == s->file_size)
+			s->ended = true;
+	}
+	*got = ob.pos;
+	return 0;
+}
+
+static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	if (s->kind == STREAM_GZIP)
+		return gzip_decode(s, out, len, got);
+	if (s->kind == STREAM_XZ)
+		return xz_decode(s, out, len, got);
+	return zstd_decode(s, out, len, got);
+}
+
+static const char *decode_error(int rc)
+{
+	return rc == -EPIPE ? "the file ends in the middle of the compressed stream" :
+	       rc == -ENOMEM ? "the stream needs more memory than imgdev allows" :
+	       rc == -EINVAL ? "the compressed data is corrupt" : strerror(-rc);
+}
+
+/* The uncompressed size from the xz index at the end of the file. */
+static int xz_size(struct stream *s, uint64_t *size)
+{
+	lzma_stream strm = LZMA_STREAM_INIT;
+	lzma_index *idx = NULL;
+	uint64_t pos = 0;
+	lzma_ret ret;
+
+	if (lzma_file_info_decoder(&strm, &idx, UINT64_MAX, s->file_size) != LZMA_OK)
+		return -ENOMEM;
+	do {
+		if (!strm.avail_in) {
+			size_t n = s->file_size - pos < IN_SIZE ? (size_t)(s->file_size - pos) : IN_SIZE;
+
+			if (bdev_pread_full(s->fd, s->in, n, pos) < 0) {
+				lzma_end(&strm);
+				return -EIO;
+			}
+			strm.next_in = s->in;
+			strm.avail_in = n;
+			pos += n;
+		}
+		ret = lzma_code(&strm, LZMA_RUN);
+		if (ret == LZMA_SEEK_NEEDED) {
+			pos = strm.seek_pos;
+			strm.avail_in = 0;
+			ret = LZMA_OK;
+		}
+	} while (ret == LZMA_OK);
+	lzma_end(&strm);
+	if (ret != LZMA_STREAM_END)
+		return -EINVAL;
+	*size = lzma_index_uncompressed_size(idx);
+	lzma_index_end(idx, NULL);
+	return 0;
+}
+
+/* The size recorded in every zstd frame header, when they all have one. */
+static int zstd_size(struct stream *s, uint64_t *size)
+{
+	const uint8_t *map = mmap(NULL, s->file_size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+	uint64_t total = 0, off = 0;
+	int rc = 0;
+
+	if (map == MAP_FAILED)
+		return -errno;
+	while (rc == 0 && off < s->file_size) {
+		unsigned long long n = ZSTD_getFrameContentSize(map + off, s->file_size - off);
+		size_t frame = ZSTD_findFrameCompressedSize(map + off, s->file_size - off);
+
+		if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR ||
+		    ZSTD_isError(frame) || frame == 0)
+			rc = -ENODATA;	/* count it the slow way, which also finds errors */
+		total += n;
+		off += frame;
+	}
+	munmap((void *)map, s->file_size);
+	*size = total;
+	return rc;
+}
+
+/* A pass that decodes everything to count it, then starts over. */
+static int counting_pass(struct stream *s, uint8_t *scratch, size_t len, uint64_t *size)
+{
+	uint64_t total = 0;
+	int rc = stream_reset(s);
+
+	while (rc == 0 && !s->ended) {
+		size_t got = 0;
+
+		rc = stream_decode(s, scratch, len, &got);
+		total += got;
+	}
+	if (rc == 0)
+		rc = stream_reset(s);
+	*size = total;
+	return rc;
+}
+
+static int stream_size(struct stream *s, uint8_t *scratch, size_t len, uint64_t *size)
+{
+	int rc = s->kind == STREAM_XZ ? xz_size(s, size) : s->kind == STREAM_ZSTD ? zstd_size(s, size) : -ENODATA;
+
+	if (rc == -ENODATA)
+		rc = counting_pass(s, scratch, len, size);
+	return rc;
+}
+
+static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
+{
+	struct stream *s = src->priv;
+	size_t got = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->failed && s->pos != c->off && c->off != 0)
+		pthread_cond_wait(&s->turn, &s->lock);
+	if (s->failed) {
+		pthread_mutex_unlock(&s->lock);
+		return chunk_error(c, ECANCELED, "%s: stopped after an earlier error", src->path);
+	}
+	if (c->off == 0 && s->pos != 0)
+		rc = stream_reset(s);
+	if (rc == 0)
+		rc = stream_decode(s, c->buf, c->len, &got);
+	if (rc == 0 && got < c->len)
+		rc = -EPIPE;
+	if (rc < 0)
+		s->failed = true;
+	else
+		s->pos += got;
+	pthread_cond_broadcast(&s->turn);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0)
+		return chunk_error(c, rc, "%s: %s: %s (payload offset %llu)", src->path,
+				   kind_name(s->kind), decode_error(rc),
+				   (unsigned long long)(c->off + got));
+	return 0;
+}
+
+static void stream_free(struct stream *s)
+{
+	if (!s)
+		return;
+	if (s->z_ready)
+		inflateEnd(&s->z);
+	if (s->lz_ready)
+		lzma_end(&s->lz);
+	ZSTD_freeDCtx(s->zd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->turn);
+	free(s->in);
+	free(s);
+}
+
+static void stream_close(struct imgsrc *src)
+{
+	stream_free(src->priv);
+	src->priv = NULL;
+}
+
+static const struct imgsrc_ops stream_ops = {
+	.read_chunk = stream_read_chunk,
+	.close = stream_close,
+};
+
+/* Decompress the whole stream into an unlinked temporary file; its fd or -errno. */
+static int inflate_to_tmpfile(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s,
+			      uint8_t *buf, size_t len)
+{
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+	struct statvfs vfs;
+	uint64_t room, off = 0;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), rc;
+
+	if (fd < 0)
+		return ctx_error(ctx, errno, "%s: cannot make a temporary file for the qcow2 inside %s: %s",
+				 dir, src->path, strerror(errno));
+	room = fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
+	room = room > TMP_MARGIN ? room - TMP_MARGIN : 0;
+	rc = stream_reset(s);
+	while (rc == 0 && !s->ended) {
+		size_t got = 0;
+
+		rc = stream_decode(s, buf, len, &got);
+		if (rc == 0 && off + got > room)
+			rc = -EFBIG;
+		if (rc == 0 && got && !buf_is_zero(buf, got))	/* keep it sparse */
+			rc = bdev_pwrite_full(fd, buf, got, off);
+		off += got;
+	}
+	if (rc == 0 && ftruncate(fd, (off_t)off) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		close(fd);
+		return ctx_error(ctx, rc, "%s: decompressing the qcow2 image to %s: %s", src->path, dir,
+				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)" :
+						decode_error(rc));
+	}
+	src->file_size_inner = off;
+	return fd;
+}
+
+static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s,
+			uint8_t *scratch)
+{
+	size_t got = 0;
+	int rc = stream_reset(s);
+
+	if (rc == 0)
+		rc = stream_decode(s, scratch, 4, &got);
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+	if (qcow2_probe(scratch, got)) {
+		int fd = inflate_to_tmpfile(ctx, src, s, scratch, CHUNK_SIZE);
+
+		if (fd < 0)
+			return fd;
+		src->data_fd = fd;
+		return 1;	/* a qcow2: the caller opens it */
+	}
+	rc = stream_size(s, scratch, CHUNK_SIZE, &src->size);
+	if (rc < 0)
+		return ctx_error(ctx, rc, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+	return stream_reset(s) < 0 ? ctx_error(ctx, ENOMEM, "out of memory") : 0;
+}
+
+int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	uint8_t *scratch = malloc(CHUNK_SIZE);
+	int rc;
+
+	if (!s || !scratch || !(s->in = malloc(IN_SIZE))) {
+		free(scratch);
+		stream_free(s);
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->turn, NULL);
+	s->kind = (enum stream_kind)kind;
+	s->fd = src->fd;
+	s->file_size = src->file_size;
+	src->priv = s;
+	src->ops = &stream_ops;
+	src->format = "raw";
+	src->compression = kind_name(s->kind);
+	src->identity_is_payload = false;
+	rc = stream_setup(ctx, src, s, scratch);
+	free(scratch);
+	if (rc == 1) {	/* qcow2 inside: from here on it is a qcow2 source */
+		stream_close(src);
+		src->ops = NULL;
+		rc = imgsrc_qcow2_init(ctx, src);
+		src->compression = kind_name((enum stream_kind)kind);
+	}
+	return rc;
+}
