@@ -228,6 +228,30 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threa
 		  imgdev_progress_fn progress, void *progress_data,
 		  struct imgdev_verify_result *result);
 
+/* What imgdev_image_info() learns about an image file. */
+struct imgdev_image_info {
+	char format[16];		/* "raw" or "qcow2" */
+	char compression[16];		/* of the file: "none", "gzip", "xz", "zstd" */
+	char cluster_compression[16];	/* qcow2 with compressed clusters: "zlib", "zstd" */
+	uint64_t file_size;		/* bytes of the file as given */
+	uint64_t virtual_size;		/* bytes of the disk it holds (0 if unknown) */
+	bool allocated_known;
+	uint64_t allocated;		/* bytes of the disk backed by data */
+	unsigned int qcow2_version;	/* 2 or 3 for qcow2, else 0 */
+	uint64_t cluster_size;
+	bool extended_l2;
+	bool dirty;
+	bool supported;			/* whether imgdev would provision it */
+	char reason[256];		/* why not, when !supported */
+};
+
+/*
+ * Look at an image the way provisioning would, without writing anything.
+ * Returns 0 with *info filled — also for images imgdev would refuse
+ * (supported false, reason set) — or -errno when the file cannot be read.
+ */
+int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_image_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,7 @@ int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_header(struct cli *cli, int argc, char **argv);
 int cmd_provision(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
+int cmd_info(struct cli *cli, int argc, char **argv);
 
 enum progress_mode { PROGRESS_NONE, PROGRESS_BAR, PROGRESS_JSON };
 

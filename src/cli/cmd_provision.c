@@ -3,6 +3,7 @@
  * their text and JSON results.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,4 +173,69 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	if (!json)
 		puts("ok");
 	return EXIT_OK;
+}
+
+static void info_print_text(const char *image, const struct imgdev_image_info *i)
+{
+	printf("image:        %s\nformat:       %s\n", image, i->format);
+	if (i->qcow2_version)
+		printf("qcow2:        version %u, %" PRIu64 "-byte clusters%s%s\n", i->qcow2_version,
+		       i->cluster_size, i->extended_l2 ? ", extended L2" : "",
+		       i->dirty ? ", dirty" : "");
+	if (i->cluster_compression[0])
+		printf("clusters:     %s-compressed\n", i->cluster_compression);
+	printf("compression:  %s\nfile size:    %" PRIu64 "\nvirtual size: %" PRIu64 "\n",
+	       i->compression, i->file_size, i->virtual_size);
+	if (i->allocated_known)
+		printf("allocated:    %" PRIu64 "\n", i->allocated);
+	printf("supported:    %s%s%s\n", i->supported ? "yes" : "no",
+	       i->supported ? "" : " — ", i->supported ? "" : i->reason);
+}
+
+static void info_print_json(const char *image, const struct imgdev_image_info *i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "image", json_object_new_string(image));
+	json_object_object_add(o, "format", json_object_new_string(i->format));
+	json_object_object_add(o, "compression", json_object_new_string(i->compression));
+	json_object_object_add(o, "file_size", json_object_new_uint64(i->file_size));
+	json_object_object_add(o, "virtual_size", json_object_new_uint64(i->virtual_size));
+	json_object_object_add(o, "allocated", i->allocated_known ?
+				       json_object_new_uint64(i->allocated) : NULL);
+	if (i->qcow2_version) {
+		json_object_object_add(o, "qcow2_version", json_object_new_int((int)i->qcow2_version));
+		json_object_object_add(o, "cluster_size", json_object_new_uint64(i->cluster_size));
+		json_object_object_add(o, "extended_l2", json_object_new_boolean(i->extended_l2));
+		json_object_object_add(o, "dirty", json_object_new_boolean(i->dirty));
+		json_object_object_add(o, "cluster_compression", i->cluster_compression[0] ?
+				       json_object_new_string(i->cluster_compression) : NULL);
+	}
+	json_object_object_add(o, "supported", json_object_new_boolean(i->supported));
+	json_object_object_add(o, "reason", i->supported ? NULL : json_object_new_string(i->reason));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+int cmd_info(struct cli *cli, int argc, char **argv)
+{
+	static const char usage[] = "info IMAGE [--json]";
+	struct imgdev_image_info info;
+	bool json = false;
+	int status;
+
+	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
+		return status;
+	if (argc - optind != 1)
+		return cli_usage_error(cli, "expected IMAGE; usage: imgdev %s", usage);
+	if (imgdev_image_info(cli->ctx, argv[optind], &info) < 0)
+		return cli_fail(cli);
+	if (json)
+		info_print_json(argv[optind], &info);
+	else
+		info_print_text(argv[optind], &info);
+	if (!info.supported)
+		fprintf(stderr, "imgdev: info: %s\n", info.reason);
+	return info.supported ? EXIT_OK : EXIT_FAIL;
 }

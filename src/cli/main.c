@@ -24,6 +24,7 @@ static const struct {
 	{ "provision", cmd_provision,
 	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map]\n"
 	  "            [--progress[=json]] [--json]   write the image, commit, map" },
+	{ "info", cmd_info, "info IMAGE [--json]           format, sizes, and whether imgdev takes it" },
 	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
 };
 

@@ -58,7 +58,7 @@ int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 	if (rc < 0)
 		return ctx_error(ctx, rc, "%s: qcow2: %s", src->path, err);
 	src->format = "qcow2";
-	src->compression = q->compression_type == 1 ? "zstd" : "zlib";
+	src->compression = "none";	/* of the file; clusters may be compressed too */
 	src->size = q->size;
 	src->identity_is_payload = false;
 	return 0;

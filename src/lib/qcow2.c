@@ -558,9 +558,10 @@ int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
 	return 0;
 }
 
-int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, char *err, size_t errlen)
+int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, uint64_t *compressed, char *err,
+		    size_t errlen)
 {
-	uint64_t clusters = (q->size + q->cluster_size - 1) / q->cluster_size, total = 0;
+	uint64_t clusters = (q->size + q->cluster_size - 1) / q->cluster_size, total = 0, comp = 0;
 	uint8_t *entries = malloc(q->l2_entries * q->l2_entry_size);
 	int rc = entries ? 0 : fail(err, errlen, -ENOMEM, "out of memory");
 
@@ -580,8 +581,10 @@ int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, char *err, size_t er
 			uint64_t e = get_be64(entries + i * q->l2_entry_size);
 			uint64_t bitmap = q->extended_l2 ? get_be64(entries + i * q->l2_entry_size + 8) : 0;
 
-			if (e & L2_COMPRESSED)
+			if (e & L2_COMPRESSED) {
 				total += q->cluster_size;
+				comp += q->cluster_size;
+			}
 			else if (q->extended_l2)
 				total += (uint64_t)__builtin_popcount((uint32_t)bitmap) *
 					 (q->cluster_size / SUBCLUSTERS);
@@ -591,5 +594,6 @@ int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, char *err, size_t er
 	}
 	free(entries);
 	*bytes = total < q->size ? total : q->size;
+	*compressed = comp < q->size ? comp : q->size;
 	return rc;
 }

@@ -70,7 +70,11 @@ void qcow2_close(struct qcow2 *q);
 int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
 	       bool *all_zero, char *err, size_t errlen);
 
-/* Bytes of the virtual disk backed by allocated or compressed clusters. */
-int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, char *err, size_t errlen);
+/*
+ * Bytes of the virtual disk backed by allocated or compressed clusters, and
+ * of those, the bytes in compressed clusters. 0 or -errno with err.
+ */
+int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, uint64_t *compressed, char *err,
+		    size_t errlen);
 
 #endif
