@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpus in fuzz/corpus/ from real imgdev output and
-# kernel-shaped text. Needs build/imgdev. The seeds are committed; run this
+# kernel-shaped text, and small qcow2 images. Needs build/imgdev and qemu-img. The seeds are committed; run this
 # only when the formats change.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,3 +17,12 @@ printf '98:16 1' >corpus/parse/linear
 printf '259:1048575 18446744073709551615' >corpus/parse/linear-big
 printf 'MAJOR=7\nMINOR=3\nDEVNAME=loop3\nDEVTYPE=disk\nDISKSEQ=12\n' >corpus/parse/uevent
 printf 'MAJOR=98\nMINOR=16\nDEVNAME=ubdb\n' >corpus/parse/uevent-ubd
+# qcow2 seeds: small images of each layout the reader handles.
+head -c 12000 /dev/urandom >"$t/raw"; truncate -s 40000 "$t/raw"; printf 'end' >>"$t/raw"
+mkdir -p corpus/qcow2
+qemu-img convert -f raw -O qcow2 -o compat=0.10,cluster_size=512 "$t/raw" corpus/qcow2/v2-512
+qemu-img convert -f raw -O qcow2 -o cluster_size=4k "$t/raw" corpus/qcow2/v3-4k
+qemu-io -c 'write -z 0 4k' -c 'discard 8k 4k' corpus/qcow2/v3-4k >/dev/null
+qemu-img convert -f raw -O qcow2 -c -o cluster_size=4k "$t/raw" corpus/qcow2/zlib-4k
+qemu-img convert -f raw -O qcow2 -c -o compression_type=zstd,cluster_size=4k "$t/raw" corpus/qcow2/zstd-4k
+qemu-img convert -f raw -O qcow2 -o extended_l2=on,cluster_size=16k "$t/raw" corpus/qcow2/extl2-16k

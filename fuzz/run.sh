@@ -14,11 +14,13 @@ fi
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 ninja -C build-fuzz >/dev/null
 status=0
-for t in header parse; do
+for t in header parse qcow2; do
 	mkdir -p "build-fuzz/corpus/$t"
+	max_len=4096
+	[ "$t" = qcow2 ] && max_len=131072	# whole small images
 	echo "fuzz: $t for ${seconds}s"
 	if ! (cd build-fuzz && UBSAN_OPTIONS=halt_on_error=1 ./fuzz-$t -max_total_time="$seconds" \
-		-max_len=4096 -print_final_stats=1 "corpus/$t" "../fuzz/corpus/$t" >"fuzz-$t.log" 2>&1); then
+		-max_len="$max_len" -rss_limit_mb=2048 -print_final_stats=1 "corpus/$t" "../fuzz/corpus/$t" >"fuzz-$t.log" 2>&1); then
 		echo "fuzz: $t FAILED; see build-fuzz/fuzz-$t.log"
 		tail -30 "build-fuzz/fuzz-$t.log"
 		status=1
