@@ -73,7 +73,7 @@ static int stream_reset(struct stream *s)
 	if (s->kind == STREAM_XZ) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		lzma_mt mt = { .flags = LZMA_CONCATENATED, .threads = cpus > 0 ? (uint32_t)cpus : 1,
-			       .memlimit_threading = 512u << 20, .memlimit_stop = 1u << 30 };
+			       .memlimit_threading = 128u << 20, .memlimit_stop = 1u << 30 };
 
 		if (s->lz_ready)
 			lzma_end(&s->lz);
