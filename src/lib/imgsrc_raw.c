@@ -1,8 +1,9 @@
 /*
- * The raw image source: the file is the payload. Holes are found with
- * SEEK_DATA/SEEK_HOLE so that sparse images cost nothing to read; pages
- * read are dropped from the cache afterwards so a big image does not push
- * the host's working set out.
+ * The raw image source: the file is the payload. Its data runs are mapped
+ * once, up front, with SEEK_DATA/SEEK_HOLE (asking per chunk would rescan
+ * the file on tmpfs: quadratic), so that holes cost nothing to read and the
+ * workers only pread. Pages read are dropped from the cache afterwards so a
+ * big image does not push the host's working set out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,60 +15,116 @@
 #include "imgsrc.h"
 #include "internal.h"
 
-/* Start of the next data at or after pos, or end when none before it. */
-static uint64_t next_data(int fd, uint64_t pos, uint64_t end)
-{
-	off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+/* Holes shorter than this are read as data: fewer, longer reads. */
+#define MIN_HOLE (64 * 1024)
+/* Past this many runs, the rest of the file is taken as one run of data. */
+#define MAX_RUNS (1u << 20)
 
-	if (d < 0)
-		return errno == ENXIO ? end : pos;	/* no SEEK_DATA: all data */
-	return (uint64_t)d < end ? (uint64_t)d : end;
+struct run {
+	uint64_t start, end;	/* [start, end) holds data */
+};
+
+struct raw_map {
+	struct run *runs;
+	size_t count;
+};
+
+static int map_push(struct raw_map *m, size_t *cap, uint64_t start, uint64_t end)
+{
+	if (m->count && start - m->runs[m->count - 1].end < MIN_HOLE) {
+		m->runs[m->count - 1].end = end;	/* swallow a short hole */
+		return 0;
+	}
+	if (m->count == *cap) {
+		size_t grown_cap = *cap ? *cap * 2 : 64;
+		struct run *grown = realloc(m->runs, grown_cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		m->runs = grown;
+		*cap = grown_cap;
+	}
+	m->runs[m->count++] = (struct run){ start, end };
+	return 0;
 }
 
-static uint64_t next_hole(int fd, uint64_t pos, uint64_t end)
+/* Map the data runs of fd (size bytes); 0 or -ENOMEM. */
+static int map_build(int fd, uint64_t size, struct raw_map *m)
 {
-	off_t h = lseek(fd, (off_t)pos, SEEK_HOLE);
+	uint64_t pos = 0;
+	size_t cap = 0;
+	int rc = 0;
 
-	if (h < 0)
-		return end;
-	return (uint64_t)h < end ? (uint64_t)h : end;
+	while (pos < size && rc == 0) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;				/* only a hole is left */
+		if (data < 0 || m->count >= MAX_RUNS) {
+			rc = map_push(m, &cap, pos, size);	/* no SEEK_DATA, or too many runs */
+			break;
+		}
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size || hole <= data)
+			hole = (off_t)size;
+		rc = map_push(m, &cap, (uint64_t)data, (uint64_t)hole);
+		pos = (uint64_t)hole;
+	}
+	return rc;
+}
+
+/* Index of the first run ending after off. */
+static size_t map_find(const struct raw_map *m, uint64_t off)
+{
+	size_t lo = 0, hi = m->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->runs[mid].end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 {
+	const struct raw_map *m = src->priv;
 	uint64_t pos = c->off, end = c->off + c->len;
-	bool any_data = false;
+	size_t i = map_find(m, c->off);
 
-	while (pos < end) {
-		uint64_t data = next_data(src->fd, pos, end);
-		uint64_t hole = data < end ? next_hole(src->fd, data, end) : end;
+	if (i == m->count || m->runs[i].start >= end) {
+		c->all_zero = true;
+		return 0;
+	}
+	for (; i < m->count && m->runs[i].start < end; i++) {
+		uint64_t from = m->runs[i].start > pos ? m->runs[i].start : pos;
+		uint64_t to = m->runs[i].end < end ? m->runs[i].end : end;
 		int rc;
 
-		if (data > pos && (any_data || data < end))
-			memset(c->buf + (pos - c->off), 0, data - pos);
-		if (data == end && !any_data) {
-			c->all_zero = true;
-			return 0;
-		}
-		if (data == end)
-			break;
-		if (hole == data)	/* raced with a writer; read it as data */
-			hole = end;
-		rc = bdev_pread_full(src->fd, c->buf + (data - c->off), hole - data, data);
+		memset(c->buf + (pos - c->off), 0, from - pos);
+		rc = bdev_pread_full(src->fd, c->buf + (from - c->off), to - from, from);
 		if (rc < 0)
 			return chunk_error(c, rc, "%s: read error at offset %llu: %s", src->path,
-					   (unsigned long long)data,
+					   (unsigned long long)from,
 					   rc == -EIO ? "unexpected end of file or I/O error" : strerror(-rc));
-		any_data = true;
-		pos = hole;
+		pos = to;
 	}
+	memset(c->buf + (pos - c->off), 0, end - pos);
 	posix_fadvise(src->fd, (off_t)c->off, c->len, POSIX_FADV_DONTNEED);
 	return 0;
 }
 
 static void raw_close(struct imgsrc *src)
 {
-	(void)src;
+	struct raw_map *m = src->priv;
+
+	if (m)
+		free(m->runs);
+	free(m);
+	src->priv = NULL;
 }
 
 static const struct imgsrc_ops raw_ops = {
@@ -77,8 +134,14 @@ static const struct imgsrc_ops raw_ops = {
 
 int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 {
-	(void)ctx;
+	struct raw_map *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	src->priv = m;
 	src->ops = &raw_ops;
+	if (map_build(src->fd, src->file_size, m) < 0)
+		return ctx_error(ctx, ENOMEM, "%s: out of memory mapping its data runs", src->path);
 	src->format = "raw";
 	src->compression = "none";
 	src->size = src->file_size;
