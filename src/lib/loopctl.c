@@ -177,6 +177,7 @@ int loopctl_info(struct imgdev_ctx *ctx, int nr, struct loopctl_info *info)
 	int fd, rc = 0;
 
 	memset(info, 0, sizeof(*info));
+	memset(&li, 0, sizeof(li));	/* (valgrind does not know this ioctl fills it) */
 	if (!path)
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
