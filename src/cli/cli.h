@@ -59,6 +59,9 @@ int cli_fail(struct cli *cli);
  */
 int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
 		     const char *usage, int *status);
+struct json_object;
+/* Print a json-c object on stdout, pretty, and drop it. */
+void cli_print_json(struct json_object *obj);
 /* Apply --backend NAME; 0, or an exit status after a message. */
 int cli_set_backend(struct cli *cli, const char *name);
 

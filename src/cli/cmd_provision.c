@@ -93,9 +93,7 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 	json_object_object_add(o, "bytes_written", json_object_new_uint64(r->bytes_written));
 	json_object_object_add(o, "bytes_zeroed", json_object_new_uint64(r->bytes_zeroed));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	cli_print_json(o);
 }
 
 int cmd_provision(struct cli *cli, int argc, char **argv)
@@ -164,9 +162,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		json_object_object_add(o, "content_hash", json_object_new_string(hash));
 		json_object_object_add(o, "image_size", json_object_new_uint64(res.image_size));
 		json_object_object_add(o, "seconds", json_object_new_double(res.seconds));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-							       JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
+			cli_print_json(o);
 	}
 	if (rc < 0)
 		return cli_fail(cli);
@@ -213,9 +209,7 @@ static void info_print_json(const char *image, const struct imgdev_image_info *i
 	}
 	json_object_object_add(o, "supported", json_object_new_boolean(i->supported));
 	json_object_object_add(o, "reason", i->supported ? NULL : json_object_new_string(i->reason));
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	cli_print_json(o);
 }
 
 int cmd_info(struct cli *cli, int argc, char **argv)

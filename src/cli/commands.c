@@ -75,8 +75,7 @@ static int want_args(struct cli *cli, int argc, int n, const char *usage)
 	return -1;
 }
 
-/* Print a json-c object on stdout and drop it. */
-static void print_json(struct json_object *obj)
+void cli_print_json(struct json_object *obj)
 {
 	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						      JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -222,7 +221,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 
 		for (int i = 0; i < n; i++)
 			json_object_array_add(arr, mapping_json(&list[i]));
-		print_json(arr);
+		cli_print_json(arr);
 	} else {
 		for (int i = 0; i < n; i++)
 			puts(list[i].name);
@@ -285,7 +284,7 @@ static void header_print_json(const char *device, const struct imgdev_header *h)
 		json_object_object_add(o, "content_hash", json_object_new_string(hash));
 		json_object_object_add(o, "commit_time", json_object_new_uint64(h->commit_time));
 	}
-	print_json(o);
+	cli_print_json(o);
 }
 
 int cmd_header(struct cli *cli, int argc, char **argv)

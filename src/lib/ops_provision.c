@@ -247,7 +247,6 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 			  uint8_t hash[IMGDEV_HASH_SIZE])
 {
-	static const uint8_t zeros[CONTENT_BLOCK_SIZE];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct chunk *c = calloc(1, sizeof(*c));
 	unsigned int dlen = 0;
@@ -265,10 +264,8 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 		rc = src->ops->read_chunk(src, c);
 		if (rc < 0)
 			rc = ctx_error(ctx, rc, "%s", c->msg);
-		for (uint32_t o = 0; rc == 0 && c->all_zero && o < c->len; o += CONTENT_BLOCK_SIZE)
-			EVP_DigestUpdate(md, zeros, c->len - o < CONTENT_BLOCK_SIZE ? c->len - o : CONTENT_BLOCK_SIZE);
-		if (rc == 0 && !c->all_zero)
-			EVP_DigestUpdate(md, c->buf, c->len);
+		else
+			chunk_digest_update(md, c);
 	}
 	if (rc == 0)
 		EVP_DigestFinal_ex(md, hash, &dlen);

@@ -131,8 +131,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Feed a chunk's bytes to the identity hash (zeros where it was a hole). */
-static void identity_update(EVP_MD_CTX *id, const struct chunk *c)
+void chunk_digest_update(EVP_MD_CTX *id, const struct chunk *c)
 {
 	if (!c->all_zero) {
 		EVP_DigestUpdate(id, c->buf, c->len);
@@ -163,7 +162,7 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 				 (size_t)((c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE) *
 					 IMGDEV_HASH_SIZE);
 		if (job->identity)
-			identity_update(job->identity, c);
+			chunk_digest_update(job->identity, c);
 		pthread_mutex_lock(&pl->lock);
 		c->state = SLOT_FREE;
 		pl->next_fold = i + 1;

@@ -66,6 +66,9 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 int chunk_error(struct chunk *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Feed a filled chunk's bytes to md (zeros for an all_zero chunk). */
+void chunk_digest_update(EVP_MD_CTX *md, const struct chunk *c);
+
 /* Whether len bytes at p are all zero. */
 bool buf_is_zero(const uint8_t *p, size_t len);
 
