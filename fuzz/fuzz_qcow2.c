@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(buf);
 	if (q.size <= READ_LIMIT)
-		(void)qcow2_allocated(&q, &alloc, &comp, err, sizeof(err));
+		(void)qcow2_check(&q, &alloc, &comp, err, sizeof(err));
 	qcow2_close(&q);
 	return 0;
 }

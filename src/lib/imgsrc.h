@@ -34,6 +34,8 @@ struct imgsrc {
 	int fd;				/* the file as given */
 	int data_fd;			/* what the format reads: fd, or a temporary file */
 	uint64_t file_size_inner;	/* bytes of the temporary file, if any */
+	uint64_t allocated;		/* qcow2: virtual bytes backed by data */
+	uint64_t compressed;		/* qcow2: of those, in compressed clusters */
 	void *priv;			/* the format's own state */
 };
 

@@ -55,6 +55,8 @@ int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 	rc = qcow2_open(q, fd_pread, src,
 			src->data_fd == src->fd ? src->file_size : src->file_size_inner, err,
 			sizeof(err));
+	if (rc == 0)
+		rc = qcow2_check(q, &src->allocated, &src->compressed, err, sizeof(err));
 	if (rc < 0)
 		return ctx_error(ctx, rc, "%s: qcow2: %s", src->path, err);
 	src->format = "qcow2";

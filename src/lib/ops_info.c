@@ -51,27 +51,21 @@ static void info_qcow2_header(int fd, uint64_t file_size, struct imgdev_image_in
 	info->virtual_size = get_be64(h + 24);
 }
 
-static void info_from_source(struct imgdev_ctx *ctx, struct imgsrc *src,
-			     struct imgdev_image_info *info)
+static void info_from_source(struct imgsrc *src, struct imgdev_image_info *info)
 {
-	char err[256];
-
 	snprintf(info->format, sizeof(info->format), "%s", src->format);
 	snprintf(info->compression, sizeof(info->compression), "%s", src->compression);
 	info->virtual_size = src->size;
 	if (strcmp(src->format, "qcow2") == 0) {
 		const struct qcow2 *q = src->priv;
-		uint64_t compressed = 0;
 
 		info->qcow2_version = q->version;
 		info->cluster_size = q->cluster_size;
 		info->extended_l2 = q->extended_l2;
 		info->dirty = q->dirty;
-		if (qcow2_allocated(q, &info->allocated, &compressed, err, sizeof(err)) == 0)
-			info->allocated_known = true;
-		else
-			ctx_log(ctx, LOGP_WARNING, "%s: %s", src->path, err);
-		if (compressed)
+		info->allocated = src->allocated;	/* counted when the tables were checked */
+		info->allocated_known = true;
+		if (src->compressed)
 			snprintf(info->cluster_compression, sizeof(info->cluster_compression), "%s",
 				 q->compression_type == 1 ? "zstd" : "zlib");
 	} else if (strcmp(src->compression, "none") == 0) {
@@ -106,7 +100,7 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 		return 0;
 	}
 	info->supported = true;
-	info_from_source(ctx, src, info);
+	info_from_source(src, info);
 	imgsrc_close(src);
 	return 0;
 }

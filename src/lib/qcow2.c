@@ -558,10 +558,57 @@ int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
 	return 0;
 }
 
-int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, uint64_t *compressed, char *err,
-		    size_t errlen)
+/* Check one L2 entry the way qcow2_read would use it, and count its bytes. */
+static int check_entry(const struct qcow2 *q, uint64_t v, const uint8_t *p, uint64_t *alloc,
+		       uint64_t *comp, char *err, size_t errlen)
 {
-	uint64_t clusters = (q->size + q->cluster_size - 1) / q->cluster_size, total = 0, comp = 0;
+	uint64_t e = get_be64(p), host = e & OFFSET_MASK, sc = q->cluster_size / SUBCLUSTERS;
+	uint64_t n = q->size - v < q->cluster_size ? q->size - v : q->cluster_size;
+
+	if (e & L2_COMPRESSED) {
+		uint64_t coff = e & ((1ull << (62 - (q->cluster_bits - 8))) - 1);
+
+		if (coff >= q->file_size)
+			return fail(err, errlen, -EINVAL,
+				    "compressed cluster at %llu (virtual %llu) lies beyond the end of the file",
+				    (unsigned long long)coff, (unsigned long long)v);
+		*alloc += n;
+		*comp += n;
+		return 0;
+	}
+	if (host % q->cluster_size)
+		return fail(err, errlen, -EINVAL, "cluster offset %llu (virtual %llu) is not cluster-aligned",
+			    (unsigned long long)host, (unsigned long long)v);
+	if (!q->extended_l2) {
+		if ((e & L2_ZERO) || !host)
+			return 0;
+		if (!in_file(q, host, n))
+			return fail(err, errlen, -EINVAL,
+				    "cluster data at %llu (for virtual offset %llu) lies beyond the end of the file",
+				    (unsigned long long)host, (unsigned long long)v);
+		*alloc += n;
+		return 0;
+	}
+	for (uint64_t s = 0, bitmap = get_be64(p + 8); s < SUBCLUSTERS && s * sc < n; s++) {
+		bool is_alloc = bitmap >> s & 1, is_zero = bitmap >> (32 + s) & 1;
+		uint64_t len = n - s * sc < sc ? n - s * sc : sc;
+
+		if (is_alloc && (is_zero || !host || !in_file(q, host + s * sc, len)))
+			return fail(err, errlen, -EINVAL,
+				    "subcluster %llu of virtual offset %llu is %s",
+				    (unsigned long long)s, (unsigned long long)v,
+				    is_zero ? "both allocated and zero" :
+				    !host ? "allocated without a cluster" : "beyond the end of the file");
+		if (is_alloc)
+			*alloc += len;
+	}
+	return 0;
+}
+
+int qcow2_check(const struct qcow2 *q, uint64_t *allocated, uint64_t *compressed, char *err,
+		size_t errlen)
+{
+	uint64_t clusters = (q->size + q->cluster_size - 1) / q->cluster_size, alloc = 0, comp = 0;
 	uint8_t *entries = malloc(q->l2_entries * q->l2_entry_size);
 	int rc = entries ? 0 : fail(err, errlen, -ENOMEM, "out of memory");
 
@@ -577,23 +624,15 @@ int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, uint64_t *compressed
 			break;
 		}
 		rc = q->pread(q->arg, entries, count * q->l2_entry_size, l2off);
-		for (uint64_t i = 0; rc == 0 && i < count; i++) {
-			uint64_t e = get_be64(entries + i * q->l2_entry_size);
-			uint64_t bitmap = q->extended_l2 ? get_be64(entries + i * q->l2_entry_size + 8) : 0;
-
-			if (e & L2_COMPRESSED) {
-				total += q->cluster_size;
-				comp += q->cluster_size;
-			}
-			else if (q->extended_l2)
-				total += (uint64_t)__builtin_popcount((uint32_t)bitmap) *
-					 (q->cluster_size / SUBCLUSTERS);
-			else if ((e & OFFSET_MASK) && !(e & L2_ZERO))
-				total += q->cluster_size;
-		}
+		if (rc < 0)
+			rc = fail(err, errlen, rc, "cannot read the L2 table at %llu: %s",
+				  (unsigned long long)l2off, strerror(-rc));
+		for (uint64_t i = 0; rc == 0 && i < count; i++)
+			rc = check_entry(q, (first + i) * q->cluster_size, entries + i * q->l2_entry_size,
+					 &alloc, &comp, err, errlen);
 	}
 	free(entries);
-	*bytes = total < q->size ? total : q->size;
-	*compressed = comp < q->size ? comp : q->size;
+	*allocated = alloc;
+	*compressed = comp;
 	return rc;
 }

@@ -71,10 +71,13 @@ int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
 	       bool *all_zero, char *err, size_t errlen);
 
 /*
- * Bytes of the virtual disk backed by allocated or compressed clusters, and
- * of those, the bytes in compressed clusters. 0 or -errno with err.
+ * Walk every L2 table and entry and check them as qcow2_read would use them
+ * (table and cluster offsets aligned and inside the file, subcluster bits
+ * consistent), so that a malformed image is refused before anything is
+ * written. Also counts the virtual bytes backed by data, and of those the
+ * bytes in compressed clusters. 0 or -errno with err.
  */
-int qcow2_allocated(const struct qcow2 *q, uint64_t *bytes, uint64_t *compressed, char *err,
-		    size_t errlen);
+int qcow2_check(const struct qcow2 *q, uint64_t *allocated, uint64_t *compressed, char *err,
+		size_t errlen);
 
 #endif
