@@ -16,23 +16,25 @@ static const struct {
 	cli_command_fn fn;
 	const char *summary;
 } commands[] = {
-	{ "ensure", cmd_ensure, "ensure DEVICE HASH            make the header name this image" },
-	{ "map", cmd_map, "map DEVICE NAME --image-size BYTES   map the payload (dm or loop)" },
+	{ "provision", cmd_provision,
+	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--force]\n"
+	  "            [--progress[=json]] [--json] [--threads N]\n"
+	  "                                write the image, commit it, map it" },
+	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
+	{ "info", cmd_info, "info IMAGE [--json]           format, sizes, and whether imgdev takes it" },
+	{ "ensure", cmd_ensure, "ensure DEVICE HASH [--force]  make the header name this image" },
+	{ "map", cmd_map, "map DEVICE NAME --image-size BYTES\n"
+			  "                                map the payload (device-mapper or loop)" },
 	{ "unmap", cmd_unmap, "unmap NAME                    remove a mapping" },
 	{ "list", cmd_list, "list [--json]                 list image mappings" },
 	{ "header", cmd_header, "header DEVICE [--json]        show what sector 0 holds" },
-	{ "provision", cmd_provision,
-	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map]\n"
-	  "            [--progress[=json]] [--json]   write the image, commit, map" },
-	{ "info", cmd_info, "info IMAGE [--json]           format, sizes, and whether imgdev takes it" },
-	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: imgdev [OPTIONS] COMMAND [ARGS]\n\n"
-		     "Keep a VM image on a raw block device: a header in sector 0, the rest\n"
-		     "mapped through device-mapper.\n\nCommands:\n");
+		     "Keep a VM image on a raw block device: a header in sector 0, the image\n"
+		     "after it, mapped through device-mapper or a loop device.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %s\n", commands[i].summary);
 	fprintf(out, "\nOptions:\n"
