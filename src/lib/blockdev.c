@@ -167,6 +167,19 @@ out:
 	return rc;
 }
 
+int bdev_check_same(struct imgdev_ctx *ctx, const struct bdev *a, const struct bdev *b)
+{
+	struct stat sa, sb;
+
+	if (fstat(a->fd, &sa) < 0 || fstat(b->fd, &sb) < 0)
+		return ctx_error(ctx, errno, "%s: %s", a->path, strerror(errno));
+	if (a->is_block == b->is_block &&
+	    (a->is_block ? sa.st_rdev == sb.st_rdev : (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)))
+		return 0;
+	return ctx_error(ctx, ESTALE, "%s: now names another device than the one checked; nothing written",
+			 a->path);
+}
+
 void bdev_close(struct bdev *bd)
 {
 	if (bd->fd >= 0)

@@ -29,6 +29,8 @@ struct bdev {
  * Returns 0 or -errno with a message naming the path.
  */
 int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *bd);
+/* 0 when a and b are the same device or file (path reopened meanwhile), else -ESTALE. */
+int bdev_check_same(struct imgdev_ctx *ctx, const struct bdev *a, const struct bdev *b);
 /* Close and free; safe on a BDEV_INIT or already-closed struct. */
 void bdev_close(struct bdev *bd);
 

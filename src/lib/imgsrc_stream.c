@@ -209,6 +209,7 @@ static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got
 static const char *decode_error(int rc)
 {
 	return rc == -EPIPE ? "the file ends in the middle of the compressed stream" :
+	       rc == -E2BIG ? "the stream holds more than the size it records" :
 	       rc == -ENOMEM ? "the stream needs more memory than imgdev allows" :
 	       rc == -EINVAL ? "the compressed data is corrupt" : strerror(-rc);
 }
@@ -264,7 +265,7 @@ static int zstd_size(struct stream *s, uint64_t *size)
 		size_t frame = ZSTD_findFrameCompressedSize(map + off, s->file_size - off);
 
 		if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR ||
-		    ZSTD_isError(frame) || frame == 0)
+		    ZSTD_isError(frame) || frame == 0 || n > UINT64_MAX / 2 - total)
 			rc = -ENODATA;	/* count it the slow way, which also finds errors */
 		total += n;
 		off += frame;
@@ -301,6 +302,18 @@ static int stream_size(struct stream *s, uint8_t *scratch, size_t len, uint64_t 
 	return rc;
 }
 
+/* After the last payload byte the stream must end: nothing more may decode. */
+static int stream_check_end(struct stream *s)
+{
+	uint8_t extra[512];
+	size_t got = 0;
+	int rc = stream_decode(s, extra, sizeof(extra), &got);
+
+	if (rc == 0 && got)
+		rc = -E2BIG;
+	return rc;
+}
+
 static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 {
 	struct stream *s = src->priv;
@@ -320,6 +333,8 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 		rc = stream_decode(s, c->buf, c->len, &got);
 	if (rc == 0 && got < c->len)
 		rc = -EPIPE;
+	if (rc == 0 && c->off + got == src->size)
+		rc = stream_check_end(s);
 	if (rc < 0)
 		s->failed = true;
 	else

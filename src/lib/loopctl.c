@@ -120,6 +120,23 @@ int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, uint64_t offset,
 	return rc;
 }
 
+/*
+ * After LOOP_CLR_FD: a device that others hold open is not detached but
+ * marked to detach on last close. Undo that mark and say -EBUSY, so the
+ * caller retries and, in the end, reports it in use (as device-mapper does).
+ */
+static int still_attached(int fd)
+{
+	struct loop_info64 li;
+
+	memset(&li, 0, sizeof(li));
+	if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
+		return errno == ENXIO ? 0 : -errno;
+	li.lo_flags &= ~(uint32_t)LO_FLAGS_AUTOCLEAR;
+	ioctl(fd, LOOP_SET_STATUS64, &li);
+	return -EBUSY;
+}
+
 int loopctl_detach(struct imgdev_ctx *ctx, int nr, int tries)
 {
 	const struct timespec pause = { 0, BUSY_RETRY_NS };
@@ -136,11 +153,16 @@ int loopctl_detach(struct imgdev_ctx *ctx, int nr, int tries)
 	}
 	for (int i = 0; i < tries; i++) {
 		rc = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = still_attached(fd);
 		if (rc != -EBUSY)
 			break;
 		nanosleep(&pause, NULL);
 	}
-	if (rc < 0)
+	if (rc == -EBUSY)
+		rc = ctx_error(ctx, EBUSY, "%s: still in use after %d attempts (opened by a process or held by another device)",
+			       path, tries);
+	else if (rc < 0)
 		loop_errmsg(ctx, -rc, "cannot detach", path);
 	close(fd);
 	free(path);

@@ -36,7 +36,15 @@ int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
 /* Whether bd can be mapped with the context's backend; 0 or -errno and why. */
 int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd);
 
+/* Whether bd can hold an image of image_size bytes after its header; 0 or -ENOSPC. */
+int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size);
+
+/* 0 when name is free or already maps bd, with the context's backend; else -EEXIST. */
+int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
+
 /* The loop backend (ops_loop.c). */
+/* 0 when no loop mapping is called name, or it maps bd; else -EEXIST. */
+int loop_check_name_for(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
 int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
 	     char **mapped_path);
 /* Like loop_map, but a mapping of name onto bd already there is fine. */

@@ -172,6 +172,8 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 	if (rc != IMGDEV_WRITTEN)
 		goto out;
 	rc = bdev_open(ctx, device, O_RDWR | O_SYNC | O_EXCL, &bd);
+	if (rc == 0)
+		rc = bdev_check_same(ctx, &probe, &bd);
 	if (rc < 0)
 		goto out;
 	hdr_init_v1(&h, hash);

@@ -149,12 +149,23 @@ static int match_backing(void *arg, const struct loopctl_info *info, const struc
 int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
 {
 	struct find_backing f = { .bd = bd };
-	int rc = loop_each(ctx, match_backing, &f);
+	struct loopctl_info info;
+	int *nrs = NULL, n, rc = 0;
 
+	/* Every loop device counts here, not only image mappings: any user of the disk. */
+	n = loopctl_attached(ctx, &nrs);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (loopctl_info(ctx, nrs[i], &info) == 0)
+			rc = match_backing(&f, &info, NULL);
+	}
+	free(nrs);
 	if (rc == 1)
 		return ctx_error(ctx, EBUSY,
-				 "%s: device is in use (mapped as loop device %s/loop%d, %s); refusing to write to it",
-				 bd->path, ctx->dev_dir, f.found.nr, f.found.name);
+				 "%s: device is in use (mapped as loop device %s/loop%d%s%s); refusing to write to it",
+				 bd->path, ctx->dev_dir, f.found.nr, f.found.name[0] ? ", " : "",
+				 f.found.name);
 	return rc;
 }
 
@@ -249,6 +260,19 @@ int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, ch
 	if (lock >= 0)
 		close(lock);
 	return rc;
+}
+
+int loop_check_name_for(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+{
+	struct loopctl_info info;
+	int rc = loop_check_name(ctx, name);
+
+	if (rc == 0)
+		rc = loop_find(ctx, name, &info);
+	if (rc == 1 && !loop_backs_onto(&info, bd))
+		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
+				 name, bd->path);
+	return rc < 0 ? rc : 0;
 }
 
 int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,

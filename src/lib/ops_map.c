@@ -110,8 +110,7 @@ static void node_remove(struct imgdev_ctx *ctx, const char *path, dev_t dev)
 			strerror(errno));
 }
 
-/* Check that bd can hold an image of image_size bytes after its header. */
-static int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size)
+int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size)
 {
 	uint64_t have = bd->size / SECTOR_SIZE;
 	uint64_t need = image_size / SECTOR_SIZE + (image_size % SECTOR_SIZE != 0) + 1;
@@ -426,4 +425,27 @@ int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
 	}
 	*mapped_path = path;
 	return 0;
+}
+
+int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+{
+	char uuid[DMCTL_UUID_MAX];
+	dev_t dev;
+	int fd, rc;
+
+	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
+		return loop_check_name_for(ctx, bd, name);
+	rc = dmctl_open(ctx, &fd);
+	if (rc < 0)
+		return rc;
+	rc = dmctl_info(ctx, fd, name, &dev, uuid);
+	if (rc == -ENOENT)
+		rc = 1;		/* free */
+	else if (rc == 0)
+		rc = maps_onto(ctx, fd, name, bd->rdev);
+	close(fd);
+	if (rc == 0)
+		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
+				 name, bd->path);
+	return rc < 0 ? rc : 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,13 +56,17 @@ static int sink_write_data(struct sink *s, uint8_t *buf, size_t len, uint64_t of
 		atomic_store(&s->direct_failed, true);
 	}
 	rc = bdev_pwrite_full(s->bd->fd, buf, len, off);
-	if (rc == 0) {
-		/* Buffered: push it out now and drop it, so the cache does not flood. */
-		sync_file_range(s->bd->fd, (off_t)off, (off_t)len,
-				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-					SYNC_FILE_RANGE_WAIT_AFTER);
+	/*
+	 * Buffered: push it out now and drop it, so the cache does not flood.
+	 * The write error surfaces here, and only here: once reported on this
+	 * fd, a later fdatasync would no longer see it.
+	 */
+	if (rc == 0 && sync_file_range(s->bd->fd, (off_t)off, (off_t)len,
+				       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					       SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		rc = -errno;
+	if (rc == 0)
 		posix_fadvise(s->bd->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
-	}
 	return rc;
 }
 
@@ -120,25 +125,20 @@ static int write_commit(struct imgdev_ctx *ctx, struct bdev *bd, const uint8_t *
 	return bdev_write_sector0(ctx, bd, sector);
 }
 
-/* Check the device has room for data_offset + size; nothing written before. */
-static int check_payload_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t size,
-			      const char *image)
+/* An O_DIRECT fd on the same device as bd (reopened by path, so checked), or -1. */
+static int open_direct(const struct bdev *bd, int flags)
 {
-	uint64_t need = SECTOR_SIZE + ((size + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1));
+	struct stat st;
+	int fd;
 
-	if (bd->size >= need && size < UINT64_MAX / 2)
-		return 0;
-	return ctx_error(ctx, ENOSPC,
-			 "%s: device too small for %s: it has %llu bytes, the image needs %llu (%llu bytes of image plus the header sector)",
-			 bd->path, image, (unsigned long long)bd->size, (unsigned long long)need,
-			 (unsigned long long)size);
-}
-
-static int open_direct(const struct bdev *bd)
-{
 	if (!bd->is_block || bdev_logical_block_size(bd) != SECTOR_SIZE)
 		return -1;
-	return open(bd->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	fd = open(bd->path, flags | O_DIRECT | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != bd->rdev)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }
 
 /* Hashing the image file beside the copy, for formats whose payload differs. */
@@ -210,7 +210,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	else if (src->identity_is_payload && (!(job.identity = EVP_MD_CTX_new()) ||
 					      !EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL)))
 		return ctx_error(ctx, ENOMEM, "out of memory");
-	sink.direct_fd = open_direct(bd);
+	sink.direct_fd = open_direct(bd, O_RDWR);
 	rc = write_commit(ctx, bd, NULL, &rec);
 	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
 		rc = file_hasher_start(ctx, &fh, src);
@@ -291,13 +291,17 @@ static int identity_pass(struct imgdev_ctx *ctx, struct imgsrc *src,
  * image of this size whose hash is the digest (or, without one, the hash
  * of the image file, computed only when the record makes a match possible).
  */
-static int header_matches(struct imgdev_ctx *ctx, const struct hdr *h, struct imgsrc *src,
-			  const struct imgdev_provision_opts *opts, uint8_t hash[IMGDEV_HASH_SIZE])
+static int header_matches(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h,
+			  struct imgsrc *src, const struct imgdev_provision_opts *opts,
+			  uint8_t hash[IMGDEV_HASH_SIZE])
 {
 	int rc;
 
+	/* The mapping starts at sector 1: a record for another layout is no match. */
 	if (!hdr_has_magic(h) || h->rec_status != REC_VALID ||
-	    h->rec.state != REC_STATE_COMPLETE || h->rec.image_size != src->size)
+	    h->rec.state != REC_STATE_COMPLETE || h->rec.image_size != src->size ||
+	    h->rec.data_offset != SECTOR_SIZE || bd->size < SECTOR_SIZE ||
+	    bd->size - SECTOR_SIZE < src->size)
 		return 0;
 	if (opts->has_digest) {
 		memcpy(hash, opts->digest, IMGDEV_HASH_SIZE);
@@ -328,7 +332,9 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
 
 	if (rc == 0)
 		rc = loop_check_not_mapped(ctx, bd);
-	return rc < 0 ? rc : check_payload_room(ctx, bd, src->size, src->path);
+	if (rc == 0 && !opts->no_map)
+		rc = map_check_name(ctx, bd, opts->name);
+	return rc < 0 ? rc : check_room(ctx, bd, src->size);
 }
 
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
@@ -356,7 +362,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 		goto out;
 	hdr_decode(sector, sizeof(sector), &h);
 	res->image_size = src->size;
-	rc = header_matches(ctx, &h, src, opts, res->image_hash);
+	rc = header_matches(ctx, &probe, &h, src, opts, res->image_hash);
 	if (rc < 0)
 		goto out;
 	if (rc == 1) {
@@ -368,6 +374,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 			rc = check_write_target(ctx, &probe, src, opts);
 		if (rc == 0)
 			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
+		if (rc == 0)
+			rc = bdev_check_same(ctx, &probe, &bd);
 		if (rc == 0)
 			rc = provision_write(ctx, &bd, src, opts, res);
 		bdev_close(&bd);	/* release the exclusive open: the mapping claims it */
@@ -471,8 +479,7 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threa
 	res->image_size = job.size = h.rec.image_size;
 	reader.bd = &bd;
 	reader.data_offset = h.rec.data_offset;
-	if (bd.is_block && bdev_logical_block_size(&bd) == SECTOR_SIZE)
-		reader.direct_fd = open(bd.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	reader.direct_fd = open_direct(&bd, O_RDONLY);
 	rc = pipeline_run(ctx, &job, res->content_hash);
 	if (rc == 0 && memcmp(res->content_hash, h.rec.content_hash, IMGDEV_HASH_SIZE) != 0) {
 		imgdev_format_hash(h.rec.content_hash, want);

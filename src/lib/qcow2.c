@@ -129,6 +129,10 @@ static int check_features(struct qcow2 *q, char *err, size_t errlen)
 	if (q->compression_type > 1)
 		return fail(err, errlen, -ENOTSUP, "unknown compression type %u",
 			    q->compression_type);
+	if ((q->compression_type != 0) != !!(q->incompat & INCOMPAT_COMPRESSION))
+		return fail(err, errlen, -EINVAL,
+			    "compression type %u and the compression-type feature bit disagree",
+			    q->compression_type);
 	return 0;
 }
 

@@ -93,6 +93,25 @@ $run/virtlet-dm-prov"
 	assert_contains "$err" "maps something other"
 	L unmap virtlet-dm-prov; assert_rc 0'
 
+expect 'provision with a name that maps another device writes nothing' '
+	L map "$disk" virtlet-dm-taken --image-size "$size"; assert_rc 0
+	d=$tmp/victim; head -c 8M /dev/urandom >"$d"; before=$(sha256sum <"$d")
+	L provision "$d" "$img" --name virtlet-dm-taken --force; assert_rc 1
+	assert_contains "$err" "maps something other"
+	assert_eq "$(sha256sum <"$d")" "$before"
+	L unmap virtlet-dm-taken; assert_rc 0'
+
+expect 'unmap of a loop mapping held open fails as in use, and the mapping stays whole' '
+	L map "$disk" virtlet-dm-held --image-size "$size"; assert_rc 0
+	n=$(loopname virtlet-dm-held)
+	exec 3<"$run/virtlet-dm-held"
+	L unmap virtlet-dm-held; rc1=$rc; exec 3<&-
+	assert_eq "$rc1" 1; assert_contains "$err" "in use"
+	[ -L "$run/virtlet-dm-held" ]
+	assert_eq "$(cat /sys/block/$n/loop/autoclear)" 0
+	L unmap virtlet-dm-held; assert_rc 0
+	[ ! -e /sys/block/$n/loop/backing_file ]'
+
 expect 'auto picks loop without device-mapper, and unmap finds it' '
 	if [ -e /dev/mapper/control ]; then exit 0; fi
 	run_imgdev --run-dir "$run" map "$disk" virtlet-dm-auto --image-size "$size"; assert_rc 0

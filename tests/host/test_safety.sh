@@ -188,6 +188,26 @@ if [ "$root" = yes ]; then
 		run_imgdev verify "$l"; assert_rc 0
 		losetup -d "$l"'
 
+	expect 'write errors on a buffered (4K-sector) device fail the provision, never commit' '
+		mkdir -p "$tmp/small"; mount -t tmpfs -o size=2M tmpfs "$tmp/small"
+		truncate -s 16M "$tmp/small/disk"
+		l=$(losetup -f --show --sector-size 4096 "$tmp/small/disk")
+		head -c 6M /dev/urandom >"$tmp/six"
+		run_imgdev provision "$l" "$tmp/six" --no-map
+		rc2=$rc; st=$("$IMGDEV" header --json "$l" 2>/dev/null | sed -n "s/.*\"commit\": \"\(.*\)\".*/\1/p")
+		losetup -d "$l"; umount "$tmp/small"
+		assert_eq "$rc2" 1
+		assert_contains "$err" "write error at payload offset"
+		[ "$st" != complete ] || { echo "commit record says complete over lost writes"; exit 1; }'
+
+	expect 'a device shrunk under a complete record is not matched' '
+		f=$tmp/shrink; truncate -s 4M "$f"
+		head -c 3000000 /dev/urandom >"$tmp/three"
+		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 0
+		truncate -s 1M "$f"
+		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 1
+		assert_contains "$err" "too small"'
+
 	expect 'a mounted device is reported as mounted, and not written' '
 		f=$tmp/mounted; truncate -s 64M "$f"; mkfs.ext4 -q -F "$f"
 		l=$(losetup -f --show "$f"); mkdir -p "$tmp/mnt"; mount "$l" "$tmp/mnt"
