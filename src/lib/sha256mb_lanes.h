@@ -1,0 +1,126 @@
+/*
+ * The SHA-256 compression (FIPS 180-4) written once over a vector of LANES
+ * 32-bit words, one message per lane, and included by each ISA's file
+ * (sha256mb_avx2.c, sha256mb_avx512.c). The includer defines LANES, the
+ * vector type `vec`, load_words() (16 big-endian words of each lane's next
+ * 64-byte block) and LANES_HASH_FN (the name of the hash function made).
+ */
+#include <string.h>
+
+static const uint32_t round_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+	0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+	0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+	0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+	0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+	0xc67178f2,
+};
+
+static const uint32_t initial_h[8] = {
+	0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+#define BIG_SIGMA0(x) (ROTR(x, 2) ^ ROTR(x, 13) ^ ROTR(x, 22))
+#define BIG_SIGMA1(x) (ROTR(x, 6) ^ ROTR(x, 11) ^ ROTR(x, 25))
+#define SMALL_SIGMA0(x) (ROTR(x, 7) ^ ROTR(x, 18) ^ ((x) >> 3))
+#define SMALL_SIGMA1(x) (ROTR(x, 17) ^ ROTR(x, 19) ^ ((x) >> 10))
+#define CHOOSE(e, f, g) (((e) & (f)) ^ (~(e) & (g)))
+#define MAJORITY(a, b, c) (((a) & (b)) ^ ((a) & (c)) ^ ((b) & (c)))
+
+/* Run the 64 rounds over one block's words w and add into the state s. */
+static inline void lanes_rounds(vec s[8], vec w[16])
+{
+	vec a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+
+#pragma GCC unroll 64
+	for (int t = 0; t < 64; t++) {
+		if (t >= 16)
+			w[t & 15] += SMALL_SIGMA1(w[(t - 2) & 15]) + w[(t - 7) & 15] +
+				     SMALL_SIGMA0(w[(t - 15) & 15]);
+		vec t1 = h + BIG_SIGMA1(e) + CHOOSE(e, f, g) + round_k[t] + w[t & 15];
+		vec t2 = BIG_SIGMA0(a) + MAJORITY(a, b, c);
+
+		h = g;
+		g = f;
+		f = e;
+		e = d + t1;
+		d = c;
+		c = b;
+		b = a;
+		a = t1 + t2;
+	}
+	s[0] += a, s[1] += b, s[2] += c, s[3] += d;
+	s[4] += e, s[5] += f, s[6] += g, s[7] += h;
+}
+
+/* Compress nblocks 64-byte blocks of each lane, starting at addr[lane]. */
+static void lanes_compress(vec s[8], uint64_t addr[LANES], size_t nblocks)
+{
+	for (size_t blk = 0; blk < nblocks; blk++) {
+		vec w[16];
+
+		load_words(w, addr);
+		for (int i = 0; i < LANES; i++)
+			addr[i] += 64;
+		lanes_rounds(s, w);
+	}
+}
+
+/*
+ * The message's last partial block, the 0x80 byte, zeros and the length in
+ * bits (big-endian) make one or two final blocks, laid out per lane in tail.
+ */
+static size_t lanes_tail(uint8_t tail[LANES][128], const uint8_t *const p[LANES], size_t len)
+{
+	size_t rem = len % 64, nblocks = rem < 56 ? 1 : 2;
+	uint64_t bits = (uint64_t)len * 8;
+
+	for (int i = 0; i < LANES; i++) {
+		memset(tail[i], 0, sizeof(tail[i]));
+		memcpy(tail[i], p[i] + (len - rem), rem);
+		tail[i][rem] = 0x80;
+		for (int j = 0; j < 8; j++)
+			tail[i][nblocks * 64 - 1 - j] = (uint8_t)(bits >> (8 * j));
+	}
+	return nblocks;
+}
+
+/* Hash up to LANES messages (m of them; spare lanes repeat the first). */
+static void lanes_hash_group(const uint8_t *const msgs[], size_t m, size_t len,
+			     uint8_t (*digests)[32])
+{
+	const uint8_t *p[LANES];
+	uint8_t tail[LANES][128] __attribute__((aligned(64)));
+	uint64_t addr[LANES];
+	uint32_t out[8][LANES] __attribute__((aligned(64)));
+	vec s[8];
+
+	for (int i = 0; i < LANES; i++) {
+		p[i] = msgs[(size_t)i < m ? i : 0];
+		addr[i] = (uintptr_t)p[i];
+	}
+	for (int j = 0; j < 8; j++)
+		s[j] = (vec){ 0 } + initial_h[j];
+	lanes_compress(s, addr, len / 64);
+	size_t ntail = lanes_tail(tail, p, len);
+	for (int i = 0; i < LANES; i++)
+		addr[i] = (uintptr_t)tail[i];
+	lanes_compress(s, addr, ntail);
+	memcpy(out, s, sizeof(out));
+	for (size_t i = 0; i < m; i++)
+		for (int j = 0; j < 8; j++)
+			for (int k = 0; k < 4; k++)
+				digests[i][4 * j + k] = (uint8_t)(out[j][i] >> (24 - 8 * k));
+}
+
+void LANES_HASH_FN(const uint8_t *const msgs[], size_t n, size_t len, uint8_t (*digests)[32])
+{
+	for (size_t g = 0; g < n; g += LANES)
+		lanes_hash_group(msgs + g, n - g < LANES ? n - g : LANES, len, digests + g);
+}
