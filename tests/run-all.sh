@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite: unit tests in the normal and the sanitizer build,
-# host tests against both binaries, and the kernel tests in user-mode Linux.
+# Runs every test suite: unit tests in the normal, the sanitizer and the
+# thread-sanitizer builds, host tests against both binaries, and the kernel
+# tests in user-mode Linux.
 # Ends with one line "N passed, N failed" over all suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +23,17 @@ run_suite() { # run_suite NAME COMMAND...
 [ -f build/build.ninja ] || meson setup build >/dev/null
 [ -f build-asan/build.ninja ] ||
 	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+[ -f build-tsan/build.ninja ] ||
+	meson setup build-tsan -Db_sanitize=thread -Db_lundef=false --buildtype=debug >/dev/null
 run_suite "build" ninja -C build
 run_suite "build (sanitizers)" ninja -C build-asan
+run_suite "build (thread sanitizer)" ninja -C build-tsan
 run_suite "unit" meson test -C build --print-errorlogs
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite "unit (sanitizers)" meson test -C build-asan --print-errorlogs
+# The pipeline's threads under ThreadSanitizer: a data race fails the run.
+TSAN_OPTIONS=halt_on_error=1:exitcode=66 run_suite "unit (thread sanitizer)" \
+	meson test -C build-tsan --print-errorlogs --timeout-multiplier 10
 
 for t in tests/host/test_*.sh; do
 	run_suite "host ${t##*/}" "$t"

@@ -1,12 +1,17 @@
 /*
  * The raw image source: the file is the payload. Its data runs are mapped
- * once, up front, with SEEK_DATA/SEEK_HOLE (asking per chunk would rescan
- * the file on tmpfs: quadratic), so that holes cost nothing to read and the
- * workers only pread. Pages read are dropped from the cache afterwards so a
- * big image does not push the host's working set out.
+ * once, with SEEK_DATA/SEEK_HOLE (asking per chunk would rescan the file on
+ * tmpfs: quadratic), so that holes cost nothing to read and the workers only
+ * pread. The map is built by the first read, not at open: a provision that
+ * finds the device already matching opens the image but never reads it, and
+ * walking a big sparse file cost it several times its run time. Pages read
+ * are dropped from the cache afterwards so a big image does not push the
+ * host's working set out.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +30,9 @@ struct run {
 };
 
 struct raw_map {
+	pthread_mutex_t lock;	/* guards built and err, and runs until built */
+	bool built;
+	int err;		/* 0, or -ENOMEM if building failed */
 	struct run *runs;
 	size_t count;
 };
@@ -89,12 +97,35 @@ static size_t map_find(const struct raw_map *m, uint64_t off)
 	return lo;
 }
 
+/*
+ * Build the map on the first call, from whichever worker gets here first;
+ * the others wait for it. A failure sticks: every later read reports it.
+ * 0 or -ENOMEM.
+ */
+static int map_ready(struct imgsrc *src, struct raw_map *m)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->built) {
+		m->err = map_build(src->fd, src->file_size, m);
+		m->built = true;
+	}
+	rc = m->err;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 {
-	const struct raw_map *m = src->priv;
+	struct raw_map *m = src->priv;
 	uint64_t pos = c->off, end = c->off + c->len;
-	size_t i = map_find(m, c->off);
+	int rc = map_ready(src, m);
+	size_t i;
 
+	if (rc < 0)
+		return chunk_error(c, rc, "%s: out of memory mapping its data runs", src->path);
+	i = map_find(m, c->off);
 	if (i == m->count || m->runs[i].start >= end) {
 		c->all_zero = true;
 		return 0;
@@ -102,7 +133,6 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 	for (; i < m->count && m->runs[i].start < end; i++) {
 		uint64_t from = m->runs[i].start > pos ? m->runs[i].start : pos;
 		uint64_t to = m->runs[i].end < end ? m->runs[i].end : end;
-		int rc;
 
 		memset(c->buf + (pos - c->off), 0, from - pos);
 		rc = bdev_pread_full(src->fd, c->buf + (from - c->off), to - from, from);
@@ -121,8 +151,10 @@ static void raw_close(struct imgsrc *src)
 {
 	struct raw_map *m = src->priv;
 
-	if (m)
+	if (m) {
+		pthread_mutex_destroy(&m->lock);
 		free(m->runs);
+	}
 	free(m);
 	src->priv = NULL;
 }
@@ -138,10 +170,9 @@ int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 
 	if (!m)
 		return ctx_error(ctx, ENOMEM, "out of memory");
+	pthread_mutex_init(&m->lock, NULL);
 	src->priv = m;
 	src->ops = &raw_ops;
-	if (map_build(src->fd, src->file_size, m) < 0)
-		return ctx_error(ctx, ENOMEM, "%s: out of memory mapping its data runs", src->path);
 	src->format = "raw";
 	src->compression = "none";
 	src->size = src->file_size;

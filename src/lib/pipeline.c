@@ -162,6 +162,7 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 
 	for (uint64_t i = 0; i < pl->nchunks; i++) {
 		struct chunk *c = &pl->slots[i % pl->nslots];
+		uint64_t done;
 		int err;
 
 		pthread_mutex_lock(&pl->lock);
@@ -176,13 +177,14 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 					 IMGDEV_HASH_SIZE);
 		if (job->identity)
 			chunk_digest_update(job->identity, c);
+		done = c->off + c->len;	/* the slot is a worker's again once freed */
 		pthread_mutex_lock(&pl->lock);
 		c->state = SLOT_FREE;
 		pl->next_fold = i + 1;
 		pthread_cond_broadcast(&pl->changed);
 		pthread_mutex_unlock(&pl->lock);
 		if (job->progress)
-			job->progress(job->progress_arg, c->off + c->len, job->size);
+			job->progress(job->progress_arg, done, job->size);
 	}
 	return 0;
 }

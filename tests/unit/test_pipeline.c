@@ -2,7 +2,8 @@
  * Unit tests of the chunk pipeline: the content hash equals the definition
  * (SHA-256 over the SHA-256 of each 64 KiB block), computed here the slow and
  * obvious way; the identity hash equals a plain SHA-256 of the payload; zero
- * blocks are flagged; the first failing chunk's message is reported.
+ * blocks are flagged; progress comes once per chunk, in order; the first
+ * failing chunk's message is reported.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -51,6 +52,23 @@ static int mem_write(void *arg, struct chunk *c)
 	return 0;
 }
 
+/* Progress, as the folding thread reports it: every chunk, in order. */
+struct progress_seen {
+	uint64_t calls, last, total;
+	bool in_order;
+};
+
+static void record_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress_seen *p = arg;
+	uint64_t want = p->last + CHUNK_SIZE < total ? p->last + CHUNK_SIZE : total;
+
+	p->in_order = p->in_order && done == want;
+	p->calls++;
+	p->last = done;
+	p->total = total;
+}
+
 /* The definition, block by block. */
 static void reference_hash(const uint8_t *data, uint64_t size, uint8_t out[32])
 {
@@ -92,8 +110,10 @@ static void run_case(uint64_t size, unsigned int workers)
 	uint8_t *data = make_payload(size);
 	uint8_t got[32], want[32], id_got[32], id_want[32];
 	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
+	struct progress_seen seen = { .in_order = true };
 	struct pipeline_job job = { .size = size, .workers = workers, .read_fn = mem_read,
-				    .write_fn = mem_write, .arg = &m };
+				    .write_fn = mem_write, .arg = &m,
+				    .progress = record_progress, .progress_arg = &seen };
 	unsigned int len;
 
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
@@ -106,6 +126,9 @@ static void run_case(uint64_t size, unsigned int workers)
 	EVP_Digest(data, size, id_want, &len, EVP_sha256(), NULL);
 	assert_memory_equal(id_got, id_want, 32);
 	assert_true(m.bytes_seen == size);
+	assert_true(seen.in_order);
+	assert_true(seen.calls == (size + CHUNK_SIZE - 1) / CHUNK_SIZE);
+	assert_true(seen.last == size && seen.total == size);
 	assert_true(m.zero_blocks >= 1 + (size > 2 * (uint64_t)CHUNK_SIZE ? CHUNK_BLOCKS : 0));
 	EVP_MD_CTX_free(job.identity);
 	imgdev_ctx_free(ctx);
