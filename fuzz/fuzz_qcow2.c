@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf = malloc(CHUNK);
 	for (uint64_t off = 0; buf && off < q.size && off < READ_LIMIT; off += CHUNK) {
 		uint32_t len = q.size - off < CHUNK ? (uint32_t)(q.size - off) : CHUNK;
-		bool all_zero;
+		struct qcow2_out out = { .buf = buf };
 
-		if (qcow2_read(&q, buf, off, len, &all_zero, err, sizeof(err)) < 0)
+		if (qcow2_read(&q, &out, off, len, err, sizeof(err)) < 0)
 			break;
 	}
 	free(buf);

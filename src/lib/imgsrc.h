@@ -17,7 +17,11 @@ struct imgdev_ctx;
 struct imgsrc;
 
 struct imgsrc_ops {
-	/* Fill c (c->off, c->len within the payload); thread-safe; 0 or chunk_error(). */
+	/*
+	 * Fill c (c->off, c->len within the payload), handing known zeros to
+	 * chunk_zero_range() rather than writing them; thread-safe; 0 or
+	 * chunk_error().
+	 */
 	int (*read_chunk)(struct imgsrc *src, struct chunk *c);
 	void (*close)(struct imgsrc *src);
 };

@@ -19,13 +19,20 @@ static int fd_pread(void *arg, void *buf, size_t len, uint64_t off)
 	return bdev_pread_full(src->data_fd, buf, len, off);
 }
 
+static void chunk_zeros(void *arg, uint32_t from, uint32_t to)
+{
+	chunk_zero_range(arg, from, to);
+}
+
 static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 {
+	struct qcow2_out out = { .buf = c->buf, .zeros = chunk_zeros, .arg = c };
 	char err[256];
-	int rc = qcow2_read(src->priv, c->buf, c->off, c->len, &c->all_zero, err, sizeof(err));
+	int rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
 
 	if (rc < 0)
 		return chunk_error(c, rc, "%s: %s", src->path, err);
+	c->all_zero = out.all_zero;
 	return 0;
 }
 

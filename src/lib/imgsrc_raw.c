@@ -134,7 +134,7 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 		uint64_t from = m->runs[i].start > pos ? m->runs[i].start : pos;
 		uint64_t to = m->runs[i].end < end ? m->runs[i].end : end;
 
-		memset(c->buf + (pos - c->off), 0, from - pos);
+		chunk_zero_range(c, (uint32_t)(pos - c->off), (uint32_t)(from - c->off));
 		rc = bdev_pread_full(src->fd, c->buf + (from - c->off), to - from, from);
 		if (rc < 0)
 			return chunk_error(c, rc, "%s: read error at offset %llu: %s", src->path,
@@ -142,7 +142,7 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 					   rc == -EIO ? "unexpected end of file or I/O error" : strerror(-rc));
 		pos = to;
 	}
-	memset(c->buf + (pos - c->off), 0, end - pos);
+	chunk_zero_range(c, (uint32_t)(pos - c->off), (uint32_t)(end - c->off));
 	posix_fadvise(src->fd, (off_t)c->off, c->len, POSIX_FADV_DONTNEED);
 	return 0;
 }

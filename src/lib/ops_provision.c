@@ -258,9 +258,7 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 		goto out;
 	}
 	for (uint64_t off = 0; off < src->size && rc == 0; off += CHUNK_SIZE) {
-		c->off = off;
-		c->len = src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE;
-		c->all_zero = false;
+		chunk_reset(c, off, src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE);
 		rc = src->ops->read_chunk(src, c);
 		if (rc < 0)
 			rc = ctx_error(ctx, rc, "%s", c->msg);

@@ -78,7 +78,7 @@ static int chunk_hash(struct pipeline *pl, struct chunk *c)
 		uint32_t blen = c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE;
 		const uint8_t *p = c->buf + off;
 
-		c->zero[b] = c->all_zero || buf_is_zero(p, blen);
+		c->zero[b] = c->all_zero || c->zero[b] || buf_is_zero(p, blen);
 		if (blen < CONTENT_BLOCK_SIZE)
 			rc = sha256mb_hash(pl->impl, c->zero[b] ? &zeros_start : &p, 1, blen,
 					   &c->digest[b]);
@@ -108,12 +108,8 @@ static struct chunk *claim(struct pipeline *pl)
 		uint64_t left = pl->job->size - i * CHUNK_SIZE;
 
 		c = &pl->slots[i % pl->nslots];
+		chunk_reset(c, i * CHUNK_SIZE, left < CHUNK_SIZE ? (uint32_t)left : CHUNK_SIZE);
 		c->index = i;
-		c->off = i * CHUNK_SIZE;
-		c->len = left < CHUNK_SIZE ? (uint32_t)left : CHUNK_SIZE;
-		c->all_zero = false;
-		c->err = 0;
-		c->msg[0] = '\0';
 		c->state = SLOT_BUSY;
 	}
 	pthread_mutex_unlock(&pl->lock);
@@ -146,13 +142,45 @@ static void *worker(void *arg)
 
 void chunk_digest_update(EVP_MD_CTX *id, const struct chunk *c)
 {
-	if (!c->all_zero) {
-		EVP_DigestUpdate(id, c->buf, c->len);
+	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
+		uint32_t blen = c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE;
+
+		EVP_DigestUpdate(id, c->all_zero || c->zero[b] ? zeros : c->buf + off, blen);
+	}
+}
+
+void chunk_reset(struct chunk *c, uint64_t off, uint32_t len)
+{
+	c->off = off;
+	c->len = len;
+	c->all_zero = false;
+	memset(c->zero, 0, sizeof(c->zero));
+	c->err = 0;
+	c->msg[0] = '\0';
+}
+
+static uint32_t block_end(const struct chunk *c, uint32_t b)
+{
+	uint32_t end = (b + 1) * CONTENT_BLOCK_SIZE;
+
+	return end < c->len ? end : c->len;
+}
+
+void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
+{
+	uint32_t b = (from + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE;
+	uint32_t whole_from = b * CONTENT_BLOCK_SIZE, whole_to = whole_from;
+
+	for (; whole_to < to && block_end(c, b) <= to; b++) {
+		c->zero[b] = true;
+		whole_to = block_end(c, b);
+	}
+	if (whole_to == whole_from) {
+		memset(c->buf + from, 0, to - from);
 		return;
 	}
-	for (uint32_t off = 0; off < c->len; off += CONTENT_BLOCK_SIZE)
-		EVP_DigestUpdate(id, zeros,
-				 c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE);
+	memset(c->buf + from, 0, whole_from - from);
+	memset(c->buf + whole_to, 0, to - whole_to);
 }
 
 /* Fold chunks in order until all are done or one failed; 0 or its error. */

@@ -27,7 +27,12 @@ struct chunk {
 	uint32_t len;
 	bool all_zero;		/* read_fn: the whole chunk is zeros, buf untouched */
 	uint8_t *buf;		/* CHUNK_SIZE + CHUNK_PAD, BUF_ALIGN-aligned */
-	bool zero[CHUNK_BLOCKS];	/* per block, set by the pipeline */
+	/*
+	 * Per block: zeros. read_fn may set it (chunk_zero_range) for a block
+	 * it knows to be zeros and leave that block's bytes in buf unwritten;
+	 * the pipeline then sets it for every block that reads as zeros.
+	 */
+	bool zero[CHUNK_BLOCKS];
 	uint8_t digest[CHUNK_BLOCKS][IMGDEV_HASH_SIZE];
 	/* internal */
 	int state;
@@ -66,8 +71,18 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 int chunk_error(struct chunk *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Feed a filled chunk's bytes to md (zeros for an all_zero chunk). */
+/* Feed a filled chunk's bytes to md (zeros for its zero blocks). */
 void chunk_digest_update(EVP_MD_CTX *md, const struct chunk *c);
+
+/* Set up c to be filled with payload bytes [off, off+len). */
+void chunk_reset(struct chunk *c, uint64_t off, uint32_t len);
+
+/*
+ * In read_fn: the chunk's bytes [from, to) (offsets within it) are zeros.
+ * Whole blocks in the range are flagged zero and their bytes in buf left
+ * unwritten; the parts of blocks at the range's ends are zeroed in buf.
+ */
+void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to);
 
 /* Whether len bytes at p are all zero. */
 bool buf_is_zero(const uint8_t *p, size_t len);

@@ -369,6 +369,7 @@ static int zstd_cluster(struct scratch *s, const uint8_t *in, size_t inlen, uint
 /* Filling a caller's buffer with runs of data and zeros, in virtual order. */
 struct fill {
 	const struct qcow2 *q;
+	struct qcow2_out *out;
 	uint8_t *buf;
 	uint64_t off, end;	/* virtual range of buf */
 	uint64_t filled_to;	/* [off, filled_to) is written */
@@ -378,11 +379,20 @@ struct fill {
 	size_t errlen;
 };
 
+/* Virtual bytes [from, to) are zeros: tell the output, or write them. */
+static void put_zeros(struct fill *f, uint64_t from, uint64_t to)
+{
+	if (f->out->zeros)
+		f->out->zeros(f->out->arg, (uint32_t)(from - f->off), (uint32_t)(to - f->off));
+	else
+		memset(f->buf + (from - f->off), 0, to - from);
+}
+
 /* Zeros up to v (only once data has been seen; else they stay implicit). */
 static void fill_zeros_to(struct fill *f, uint64_t v)
 {
 	if (f->any_data && v > f->filled_to)
-		memset(f->buf + (f->filled_to - f->off), 0, v - f->filled_to);
+		put_zeros(f, f->filled_to, v);
 	if (v > f->filled_to)
 		f->filled_to = v;
 }
@@ -391,7 +401,7 @@ static void fill_zeros_to(struct fill *f, uint64_t v)
 static void fill_data_at(struct fill *f, uint64_t v)
 {
 	if (!f->any_data) {
-		memset(f->buf, 0, v - f->off);
+		put_zeros(f, f->off, v);
 		f->any_data = true;
 	}
 	fill_zeros_to(f, v);
@@ -534,11 +544,11 @@ static int add_l2_span(struct fill *f, uint64_t ci, uint64_t count)
 	return rc;
 }
 
-int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
-	       bool *all_zero, char *err, size_t errlen)
+int qcow2_read(const struct qcow2 *q, struct qcow2_out *out, uint64_t off, uint32_t len,
+	       char *err, size_t errlen)
 {
-	struct fill f = { .q = q, .buf = buf, .off = off, .end = off + len, .filled_to = off,
-			  .err = err, .errlen = errlen };
+	struct fill f = { .q = q, .out = out, .buf = out->buf, .off = off, .end = off + len,
+			  .filled_to = off, .err = err, .errlen = errlen };
 	uint64_t ci = off / q->cluster_size;
 	uint64_t last = (f.end + q->cluster_size - 1) / q->cluster_size;
 	int rc = 0;
@@ -557,7 +567,7 @@ int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
 		rc = flush_run(&f);
 	if (rc < 0)
 		return rc;
-	*all_zero = !f.any_data;
+	out->all_zero = !f.any_data;
 	fill_zeros_to(&f, f.end);
 	return 0;
 }

@@ -61,14 +61,22 @@ int qcow2_open(struct qcow2 *q, qcow2_pread_fn pread, void *arg, uint64_t file_s
 	       char *err, size_t errlen);
 void qcow2_close(struct qcow2 *q);
 
+/* Where qcow2_read puts the bytes it reads. */
+struct qcow2_out {
+	uint8_t *buf;
+	/* Called for zeros at buf[from, to); NULL: they are written into buf. */
+	void (*zeros)(void *arg, uint32_t from, uint32_t to);
+	void *arg;
+	bool all_zero;		/* set: the whole range is zeros, buf untouched */
+};
+
 /*
- * Read virtual bytes [off, off+len) into buf (off and len within the
- * virtual size). Unallocated and zero clusters come back as zeros; when the
- * whole range is zeros, *all_zero is set and buf is left untouched. Safe to
+ * Read virtual bytes [off, off+len) into out (off and len within the
+ * virtual size). Unallocated and zero clusters come back as zeros. Safe to
  * call from several threads at once. 0, or -errno with the reason in err.
  */
-int qcow2_read(const struct qcow2 *q, uint8_t *buf, uint64_t off, uint32_t len,
-	       bool *all_zero, char *err, size_t errlen);
+int qcow2_read(const struct qcow2 *q, struct qcow2_out *out, uint64_t off, uint32_t len,
+	       char *err, size_t errlen);
 
 /*
  * Walk every L2 table and entry and check them as qcow2_read would use them
