@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -262,6 +263,7 @@ void qcow2_close(struct qcow2 *q)
 
 /* Per-thread decompression state, reused across clusters. */
 struct scratch {
+	struct libdeflate_decompressor *deflate;
 	z_stream z;
 	bool z_ready;
 	ZSTD_DCtx *zstd;
@@ -277,6 +279,7 @@ static void scratch_free(void *p)
 {
 	struct scratch *s = p;
 
+	libdeflate_free_decompressor(s->deflate);
 	if (s->z_ready)
 		inflateEnd(&s->z);
 	ZSTD_freeDCtx(s->zstd);
@@ -316,12 +319,23 @@ static struct scratch *scratch_get(size_t csize, size_t dsize)
 	return s->cbuf && s->dbuf ? s : NULL;
 }
 
-/* Raw deflate (no zlib header, 4 KiB window) into exactly outlen bytes. */
+/*
+ * Raw deflate (no zlib header) into exactly outlen bytes. libdeflate takes
+ * the common case, a stream that ends having filled the cluster, about 1.5x
+ * faster than zlib. Anything else goes to zlib with a 4 KiB window, which
+ * decides as QEMU does: the cluster is good once the output is full, even if
+ * the stream does not end there.
+ */
 static int inflate_cluster(struct scratch *s, const uint8_t *in, size_t inlen, uint8_t *out,
 			   size_t outlen)
 {
 	int rc;
 
+	if (!s->deflate)
+		s->deflate = libdeflate_alloc_decompressor();
+	if (s->deflate &&
+	    libdeflate_deflate_decompress(s->deflate, in, inlen, out, outlen, NULL) == LIBDEFLATE_SUCCESS)
+		return 0;
 	if (!s->z_ready) {
 		memset(&s->z, 0, sizeof(s->z));
 		if (inflateInit2(&s->z, -12) != Z_OK)
@@ -401,7 +415,8 @@ static void fill_zeros_to(struct fill *f, uint64_t v)
 static void fill_data_at(struct fill *f, uint64_t v)
 {
 	if (!f->any_data) {
-		put_zeros(f, f->off, v);
+		if (v > f->off)
+			put_zeros(f, f->off, v);
 		f->any_data = true;
 	}
 	fill_zeros_to(f, v);
@@ -449,6 +464,7 @@ static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n
 	uint64_t nsec = ((entry >> x) & ((1ull << (q->cluster_bits - 8)) - 1)) + 1;
 	uint64_t csize = nsec * 512 - (coff & 511);
 	struct scratch *s;
+	uint8_t *out;
 	int rc;
 
 	if (coff >= q->file_size)
@@ -466,14 +482,17 @@ static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n
 	if (rc < 0)
 		return fail(f->err, f->errlen, rc, "cannot read a compressed cluster at %llu: %s",
 			    (unsigned long long)coff, strerror(-rc));
-	rc = q->compression_type == 1 ? zstd_cluster(s, s->cbuf, csize, s->dbuf, q->cluster_size)
-				      : inflate_cluster(s, s->cbuf, csize, s->dbuf, q->cluster_size);
+	fill_data_at(f, v);
+	/* A whole cluster decompresses in place; the image's short last one, aside. */
+	out = n == q->cluster_size ? f->buf + (v - f->off) : s->dbuf;
+	rc = q->compression_type == 1 ? zstd_cluster(s, s->cbuf, csize, out, q->cluster_size)
+				      : inflate_cluster(s, s->cbuf, csize, out, q->cluster_size);
 	if (rc < 0)
 		return fail(f->err, f->errlen, rc, "the compressed cluster at %llu (virtual %llu) does not decompress (%s)",
 			    (unsigned long long)coff, (unsigned long long)v,
 			    q->compression_type == 1 ? "zstd" : "deflate");
-	fill_data_at(f, v);
-	memcpy(f->buf + (v - f->off), s->dbuf, n);
+	if (out == s->dbuf)
+		memcpy(f->buf + (v - f->off), s->dbuf, n);
 	f->filled_to = v + n;
 	return 0;
 }

@@ -1,0 +1,201 @@
+/*
+ * Unit tests of the qcow2 reader's compressed clusters, on images built here
+ * in memory: a deflate cluster that fills the cluster exactly (the fast path,
+ * libdeflate, decompressing in place), one in the short last cluster, one
+ * whose stream runs on past the cluster (accepted with the cluster's bytes,
+ * as QEMU does, through the zlib path), one that comes up short (refused);
+ * and zeros of an unallocated cluster handed to the zeros callback, buf left
+ * alone. The qemu-img oracle tests (test_images.sh) cover real images.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "qcow2.h"
+
+#define CBITS 16
+#define CSIZE (1u << CBITS)
+#define VSIZE (2 * CSIZE + 4096)	/* three clusters, the last one short */
+#define DATA_AT (3 * CSIZE)		/* header, L1, L2, then compressed data */
+
+struct image {
+	uint8_t *bytes;
+	size_t size;
+};
+
+static int mem_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	const struct image *im = arg;
+
+	if (off > im->size || len > im->size - off)
+		return -EIO;
+	memcpy(buf, im->bytes + off, len);
+	return 0;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+/* Raw deflate with QEMU's 4 KiB window; returns the compressed length. */
+static size_t deflate_raw(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	z_stream z = { 0 };
+
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	deflateEnd(&z);
+	return z.total_out;
+}
+
+/* Cluster i's plain bytes: compressible text that differs per cluster. */
+static void cluster_text(uint8_t *buf, size_t len, int i)
+{
+	for (size_t j = 0; j < len; j++)
+		buf[j] = (uint8_t)('a' + (j * 7 + j / 97 + (size_t)i * 3) % 26);
+}
+
+/*
+ * A v2 image: cluster 0 and cluster 2 compressed, cluster 1 unallocated.
+ * Cluster 0's stream inflates to CSIZE + delta bytes (delta may be < 0).
+ */
+static struct image build_image(int delta)
+{
+	struct image im = { .size = DATA_AT + 4 * CSIZE };
+	uint8_t *plain = malloc(CSIZE + 4096);
+	size_t at = DATA_AT;
+
+	im.bytes = calloc(1, im.size);
+	assert_true(im.bytes && plain);
+	put_be32(im.bytes, QCOW2_MAGIC);
+	put_be32(im.bytes + 4, 2);
+	put_be32(im.bytes + 20, CBITS);
+	put_be64(im.bytes + 24, VSIZE);
+	put_be32(im.bytes + 36, 1);		/* l1_size */
+	put_be64(im.bytes + 40, CSIZE);		/* l1_table_offset */
+	put_be64(im.bytes + CSIZE, 2 * (uint64_t)CSIZE);
+	for (int i = 0; i <= 2; i += 2) {
+		size_t plain_len = i == 0 ? (size_t)((int)CSIZE + delta) : CSIZE;
+		size_t clen, nsec;
+
+		cluster_text(plain, plain_len, i);
+		clen = deflate_raw(plain, plain_len, im.bytes + at, im.size - at);
+		nsec = (at % 512 + clen + 511) / 512;
+		put_be64(im.bytes + 2 * CSIZE + 8 * i,
+			 (1ull << 62) | ((uint64_t)(nsec - 1) << (62 - (CBITS - 8))) | at);
+		at += clen + 100;		/* clusters need not be sector-aligned */
+	}
+	im.size = (at + 511) / 512 * 512;
+	free(plain);
+	return im;
+}
+
+struct zeros_seen {
+	uint32_t from, to;
+	int calls;
+};
+
+static void record_zeros(void *arg, uint32_t from, uint32_t to)
+{
+	struct zeros_seen *z = arg;
+
+	if (z->calls++ == 0)
+		z->from = from;
+	z->to = to;
+}
+
+static int read_all(struct image *im, uint8_t *buf, struct zeros_seen *z, char *err)
+{
+	struct qcow2 q;
+	struct qcow2_out out = { .buf = buf, .zeros = record_zeros, .arg = z };
+	int rc = qcow2_open(&q, mem_pread, im, im->size, err, 256);
+
+	if (rc == 0)
+		rc = qcow2_read(&q, &out, 0, VSIZE, err, 256);
+	qcow2_close(&q);
+	return rc;
+}
+
+static void test_exact_clusters(void **state)
+{
+	struct image im = build_image(0);
+	uint8_t *buf = malloc(VSIZE), *want = malloc(CSIZE);
+	struct zeros_seen z = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	memset(buf, 0xa5, VSIZE);
+	assert_int_equal(read_all(&im, buf, &z, err), 0);
+	cluster_text(want, CSIZE, 0);
+	assert_memory_equal(buf, want, CSIZE);
+	cluster_text(want, CSIZE, 2);
+	assert_memory_equal(buf + 2 * CSIZE, want, 4096);	/* the short last cluster */
+	/* The unallocated cluster went to the callback; its bytes were not written. */
+	assert_int_equal(z.calls, 1);
+	assert_int_equal(z.from, CSIZE);
+	assert_int_equal(z.to, 2 * CSIZE);
+	assert_int_equal(buf[CSIZE], 0xa5);
+	free(buf);
+	free(want);
+	free(im.bytes);
+}
+
+static void test_stream_longer_than_cluster(void **state)
+{
+	struct image im = build_image(1000);
+	uint8_t *buf = malloc(VSIZE), *want = malloc(CSIZE + 1000);
+	struct zeros_seen z = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(read_all(&im, buf, &z, err), 0);
+	cluster_text(want, CSIZE + 1000, 0);
+	assert_memory_equal(buf, want, CSIZE);
+	free(buf);
+	free(want);
+	free(im.bytes);
+}
+
+static void test_stream_shorter_than_cluster(void **state)
+{
+	struct image im = build_image(-1000);
+	uint8_t *buf = malloc(VSIZE);
+	struct zeros_seen z = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(read_all(&im, buf, &z, err), -EINVAL);
+	assert_non_null(strstr(err, "does not decompress (deflate)"));
+	free(buf);
+	free(im.bytes);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exact_clusters),
+		cmocka_unit_test(test_stream_longer_than_cluster),
+		cmocka_unit_test(test_stream_shorter_than_cluster),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
