@@ -212,7 +212,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	sink.direct_fd = open_direct(bd, O_RDWR);
 	rc = write_commit(ctx, bd, NULL, &rec);
-	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
+	job.hash_beside = !opts->has_digest && !src->identity_is_payload;
+	if (rc == 0 && job.hash_beside)
 		rc = file_hasher_start(ctx, &fh, src);
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec.content_hash);

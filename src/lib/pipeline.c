@@ -218,8 +218,12 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 }
 
 /*
- * One worker per CPU; but when the folding thread also computes the
- * identity hash (the sequential critical path), leave it a CPU of its own.
+ * Two workers per CPU: a worker waits out each read and each (synchronous,
+ * O_DIRECT) write, and the second one keeps the CPU busy meanwhile (on the
+ * benchmark's VM-shaped and random images, 5-13 % faster than one per CPU;
+ * three per CPU gained nothing more). But when an identity hash runs in
+ * order beside the copy (on the folding thread, or the caller's own), it is
+ * the critical path: one fewer worker than CPUs, to leave it a CPU.
  */
 static unsigned int worker_count(const struct pipeline_job *job)
 {
@@ -228,8 +232,10 @@ static unsigned int worker_count(const struct pipeline_job *job)
 
 	if (job->workers)
 		n = job->workers;
-	else if (job->identity && n > 1)
-		n--;
+	else if (job->identity || job->hash_beside)
+		n = n > 1 ? n - 1 : 1;
+	else
+		n *= 2;
 
 	return n > MAX_WORKERS ? MAX_WORKERS : n;
 }

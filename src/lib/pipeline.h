@@ -55,6 +55,7 @@ struct pipeline_job {
 	chunk_fn write_fn;		/* NULL to only hash */
 	void *arg;
 	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
+	bool hash_beside;		/* the caller hashes on a thread of its own */
 	progress_fn progress;
 	void *progress_arg;
 };
