@@ -180,8 +180,8 @@ struct imgdev_provision_opts {
 	uint8_t digest[IMGDEV_HASH_SIZE];
 	bool no_map;			/* write and commit, but do not map */
 	bool force;			/* write over foreign signatures */
-	unsigned int threads;		/* worker threads; 0: two per CPU, or one fewer
-					   than the CPUs when imgdev hashes the image */
+	unsigned int threads;		/* worker threads; 0: two per CPU, fewer
+					   when imgdev hashes the image itself */
 	imgdev_progress_fn progress;
 	void *progress_data;
 };

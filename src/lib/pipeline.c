@@ -221,9 +221,12 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
  * Two workers per CPU: a worker waits out each read and each (synchronous,
  * O_DIRECT) write, and the second one keeps the CPU busy meanwhile (on the
  * benchmark's VM-shaped and random images, 5-13 % faster than one per CPU;
- * three per CPU gained nothing more). But when an identity hash runs in
- * order beside the copy (on the folding thread, or the caller's own), it is
- * the critical path: one fewer worker than CPUs, to leave it a CPU.
+ * three per CPU gained nothing more). But an identity hash computed in
+ * order beside the copy is the critical path: on the folding thread (a raw
+ * image's), one fewer worker than CPUs, to leave it a CPU; on the caller's
+ * own thread (a qcow2 or compressed file's, shorter than the payload when
+ * compressed), one per CPU, which measured best between hashing-bound and
+ * decompression-bound images.
  */
 static unsigned int worker_count(const struct pipeline_job *job)
 {
@@ -232,9 +235,9 @@ static unsigned int worker_count(const struct pipeline_job *job)
 
 	if (job->workers)
 		n = job->workers;
-	else if (job->identity || job->hash_beside)
+	else if (job->identity)
 		n = n > 1 ? n - 1 : 1;
-	else
+	else if (!job->hash_beside)
 		n *= 2;
 
 	return n > MAX_WORKERS ? MAX_WORKERS : n;
