@@ -2,8 +2,9 @@
  * libFuzzer target for the qcow2 reader: the input is an image file in
  * memory. Open it (header, extensions, L1) and, when it opens, read the
  * first megabytes of the virtual disk chunk by chunk (L2 walking and
- * decompression), and count allocated clusters. Any input must fail cleanly
- * or succeed; never crash, hang or allocate without bound.
+ * decompression; zero ranges through the callback the image source uses, its
+ * contract checked), and count allocated clusters. Any input must fail
+ * cleanly or succeed; never crash, hang or allocate without bound.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -29,6 +30,20 @@ static int mem_pread(void *arg, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* The zeros callback's contract: ranges non-empty, in order, inside the read. */
+struct zeros_check {
+	uint32_t len, last_to;
+};
+
+static void check_zeros(void *arg, uint32_t from, uint32_t to)
+{
+	struct zeros_check *z = arg;
+
+	if (from >= to || from < z->last_to || to > z->len)
+		abort();
+	z->last_to = to;
+}
+
 #define READ_LIMIT (8u * 1024 * 1024)
 #define CHUNK (4u * 1024 * 1024)
 
@@ -47,7 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf = malloc(CHUNK);
 	for (uint64_t off = 0; buf && off < q.size && off < READ_LIMIT; off += CHUNK) {
 		uint32_t len = q.size - off < CHUNK ? (uint32_t)(q.size - off) : CHUNK;
-		struct qcow2_out out = { .buf = buf };
+		struct zeros_check z = { .len = len };
+		/* Every other chunk through the callback, as the image source reads. */
+		struct qcow2_out out = { .buf = buf, .zeros = off / CHUNK % 2 ? NULL : check_zeros,
+					 .arg = &z };
 
 		if (qcow2_read(&q, &out, off, len, err, sizeof(err)) < 0)
 			break;

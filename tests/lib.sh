@@ -77,3 +77,12 @@ detach_loops_under() {
 		case "$file" in "$1"/*) losetup -d "$name" 2>/dev/null ;; esac
 	done < <(losetup -l -n -O NAME,BACK-FILE 2>/dev/null)
 }
+
+# flip_byte FILE OFFSET: invert every bit of the byte at OFFSET, so the byte
+# surely changes (writing a fixed value leaves it alone 1 time in 256).
+flip_byte() {
+	local b
+	b=$(od -An -v -tx1 -j "$2" -N 1 "$1" | tr -d ' \n')
+	printf "\\x$(printf %02x $((16#$b ^ 0xff)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none
+}

@@ -168,8 +168,15 @@ static uint32_t block_end(const struct chunk *c, uint32_t b)
 
 void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
 {
-	uint32_t b = (from + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE;
-	uint32_t whole_from = b * CONTENT_BLOCK_SIZE, whole_to = whole_from;
+	uint32_t b, whole_from, whole_to;
+
+	if (to > c->len)
+		to = c->len;
+	if (from >= to)
+		return;
+	b = (from + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE;
+	whole_from = b * CONTENT_BLOCK_SIZE;
+	whole_to = whole_from;
 
 	for (; whole_to < to && block_end(c, b) <= to; b++) {
 		c->zero[b] = true;
@@ -238,7 +245,7 @@ static unsigned int worker_count(const struct pipeline_job *job)
 	else if (job->identity)
 		n = n > 1 ? n - 1 : 1;
 	else if (!job->hash_beside)
-		n *= 2;
+		n = 2 * n < MAX_SLOTS - 2 ? 2 * n : MAX_SLOTS - 2;	/* slots to spare */
 
 	return n > MAX_WORKERS ? MAX_WORKERS : n;
 }

@@ -50,7 +50,7 @@ typedef void (*progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 struct pipeline_job {
 	uint64_t size;			/* payload bytes */
-	unsigned int workers;		/* 0: one per CPU */
+	unsigned int workers;		/* 0: chosen from the CPUs (worker_count) */
 	chunk_fn read_fn;
 	chunk_fn write_fn;		/* NULL to only hash */
 	void *arg;

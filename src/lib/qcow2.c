@@ -324,7 +324,9 @@ static struct scratch *scratch_get(size_t csize, size_t dsize)
  * the common case, a stream that ends having filled the cluster, about 1.5x
  * faster than zlib. Anything else goes to zlib with a 4 KiB window, which
  * decides as QEMU does: the cluster is good once the output is full, even if
- * the stream does not end there.
+ * the stream does not end there. (libdeflate is laxer than QEMU on streams
+ * QEMU never writes: it takes back-references up to 32 KiB, which a 4 KiB
+ * window refuses.)
  */
 static int inflate_cluster(struct scratch *s, const uint8_t *in, size_t inlen, uint8_t *out,
 			   size_t outlen)
@@ -402,23 +404,23 @@ static void put_zeros(struct fill *f, uint64_t from, uint64_t to)
 		memset(f->buf + (from - f->off), 0, to - from);
 }
 
-/* Zeros up to v (only once data has been seen; else they stay implicit). */
+/*
+ * Zeros from where the output is filled up to v: once data has been seen
+ * (else they stay implicit, and the range may end all zero); filled_to only
+ * moves past zeros when they are put, so none are lost or put twice.
+ */
 static void fill_zeros_to(struct fill *f, uint64_t v)
 {
-	if (f->any_data && v > f->filled_to)
+	if (f->any_data && v > f->filled_to) {
 		put_zeros(f, f->filled_to, v);
-	if (v > f->filled_to)
 		f->filled_to = v;
+	}
 }
 
 /* About to place data at v: zeros before it, now that they are needed. */
 static void fill_data_at(struct fill *f, uint64_t v)
 {
-	if (!f->any_data) {
-		if (v > f->off)
-			put_zeros(f, f->off, v);
-		f->any_data = true;
-	}
+	f->any_data = true;
 	fill_zeros_to(f, v);
 }
 

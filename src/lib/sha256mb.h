@@ -4,7 +4,7 @@
  * of them (AVX-512) or 8 (AVX2) in the lanes of its vector registers, which
  * on CPUs without SHA instructions is several times faster than hashing
  * them one by one. The digests are plain SHA-256, identical to OpenSSL's;
- * OpenSSL stays the path on other CPUs.
+ * OpenSSL stays the path on CPUs with SHA instructions or no vector units.
  */
 #ifndef IMGDEV_SHA256MB_H
 #define IMGDEV_SHA256MB_H
@@ -33,7 +33,9 @@ const char *sha256mb_name(enum sha256mb_impl impl);
 
 /*
  * Hash n messages of len bytes each (any len) into digests[0..n), with impl,
- * which must be supported. Returns 0, or -ENOMEM when OpenSSL cannot set up.
+ * which must be supported (a vector impl hands OpenSSL the one or two
+ * messages that would leave a group of lanes mostly idle). Returns 0, or
+ * -ENOMEM when OpenSSL cannot set up.
  */
 int sha256mb_hash(enum sha256mb_impl impl, const uint8_t *const msgs[], size_t n,
 		  size_t len, uint8_t (*digests)[SHA256MB_DIGEST]);

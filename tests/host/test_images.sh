@@ -546,7 +546,7 @@ expect 'a gzip, xz or zstd file corrupt in the middle fails with exit 1 and leav
 	for k in gz xz zst; do
 		f=$(packed "$tmp/r-$k.raw" $k); cp "$f" "$tmp/bad.$k"
 		n=$(stat -c %s "$f")
-		printf "\125" | dd of="$tmp/bad.$k" bs=1 seek=$((n * 3 / 4)) conv=notrunc status=none
+		flip_byte "$tmp/bad.$k" $((n * 3 / 4))
 		d=$(new_dev cdev $((16 * MiB)))
 		run_imgdev provision "$d" "$tmp/bad.$k" --no-map
 		echo "# bad.$k: exit $rc, stderr [$err]"

@@ -54,7 +54,7 @@ expect 'provision with a name that maps another device is refused before writing
 
 expect 'unmap, then verify catches a flipped payload byte' '
 	run_imgdev unmap virtlet-dm-prov; assert_rc 0
-	printf "\xff" | dd of=/dev/ubdf bs=1 seek=$((512 + 4096)) conv=notrunc status=none
+	flip_byte /dev/ubdf $((512 + 4096))
 	run_imgdev verify /dev/ubdf; assert_rc 1; assert_contains "$err" "does not match"'
 
 # /dev/mapper/faulty: ubdg with an I/O error range in the middle of the payload.

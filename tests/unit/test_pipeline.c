@@ -218,7 +218,11 @@ static void test_chunk_zero_range(void **state)
 	assert_true(c->zero[3]);
 	assert_int_equal(c->buf[3 * B], 0xa5);
 	chunk_zero_range(c, 2 * B + 60, 2 * B + 60);	/* empty */
+	chunk_zero_range(c, 2 * B + 70, 2 * B + 60);	/* reversed: nothing */
 	assert_int_equal(c->buf[2 * B + 60], 0xa5);
+	chunk_zero_range(c, 3 * B + 50, 9 * B);	/* past the end: clamped */
+	assert_true(buf_is_zero(c->buf + 3 * B + 50, 50));
+	assert_false(c->zero[4]);
 	chunk_reset(c, 0, CHUNK_SIZE);
 	assert_false(c->zero[1] || c->zero[3]);
 	free(c->buf);

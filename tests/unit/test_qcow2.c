@@ -4,8 +4,8 @@
  * libdeflate, decompressing in place), one in the short last cluster, one
  * whose stream runs on past the cluster (accepted with the cluster's bytes,
  * as QEMU does, through the zlib path), one that comes up short (refused);
- * and zeros of an unallocated cluster handed to the zeros callback, buf left
- * alone. The qemu-img oracle tests (test_images.sh) cover real images.
+ * zeros of an unallocated cluster handed to the zeros callback once, buf
+ * left alone, also when a read starts with them. The qemu-img oracle tests (test_images.sh) cover real images.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -22,7 +22,7 @@
 
 #define CBITS 16
 #define CSIZE (1u << CBITS)
-#define VSIZE (2 * CSIZE + 4096)	/* three clusters, the last one short */
+#define VSIZE (3 * CSIZE + 4096)	/* four clusters, the last one short */
 #define DATA_AT (3 * CSIZE)		/* header, L1, L2, then compressed data */
 
 struct image {
@@ -75,7 +75,7 @@ static void cluster_text(uint8_t *buf, size_t len, int i)
 }
 
 /*
- * A v2 image: cluster 0 and cluster 2 compressed, cluster 1 unallocated.
+ * A v2 image: clusters 0, 2 and 3 compressed, cluster 1 unallocated.
  * Cluster 0's stream inflates to CSIZE + delta bytes (delta may be < 0).
  */
 static struct image build_image(int delta)
@@ -93,7 +93,7 @@ static struct image build_image(int delta)
 	put_be32(im.bytes + 36, 1);		/* l1_size */
 	put_be64(im.bytes + 40, CSIZE);		/* l1_table_offset */
 	put_be64(im.bytes + CSIZE, 2 * (uint64_t)CSIZE);
-	for (int i = 0; i <= 2; i += 2) {
+	for (int i = 0; i <= 3; i += 1 + (i == 0)) {
 		size_t plain_len = i == 0 ? (size_t)((int)CSIZE + delta) : CSIZE;
 		size_t clen, nsec;
 
@@ -109,8 +109,9 @@ static struct image build_image(int delta)
 	return im;
 }
 
+/* Every range handed to the zeros callback, in order. */
 struct zeros_seen {
-	uint32_t from, to;
+	uint32_t from[8], to[8];
 	int calls;
 };
 
@@ -118,21 +119,30 @@ static void record_zeros(void *arg, uint32_t from, uint32_t to)
 {
 	struct zeros_seen *z = arg;
 
-	if (z->calls++ == 0)
-		z->from = from;
-	z->to = to;
+	if (z->calls < 8) {
+		z->from[z->calls] = from;
+		z->to[z->calls] = to;
+	}
+	z->calls++;
 }
 
-static int read_all(struct image *im, uint8_t *buf, struct zeros_seen *z, char *err)
+/* Virtual bytes [off, VSIZE) into buf. */
+static int read_from(struct image *im, uint64_t off, uint8_t *buf, struct zeros_seen *z,
+		     char *err)
 {
 	struct qcow2 q;
 	struct qcow2_out out = { .buf = buf, .zeros = record_zeros, .arg = z };
 	int rc = qcow2_open(&q, mem_pread, im, im->size, err, 256);
 
 	if (rc == 0)
-		rc = qcow2_read(&q, &out, 0, VSIZE, err, 256);
+		rc = qcow2_read(&q, &out, off, (uint32_t)(VSIZE - off), err, 256);
 	qcow2_close(&q);
 	return rc;
+}
+
+static int read_all(struct image *im, uint8_t *buf, struct zeros_seen *z, char *err)
+{
+	return read_from(im, 0, buf, z, err);
 }
 
 static void test_exact_clusters(void **state)
@@ -148,12 +158,39 @@ static void test_exact_clusters(void **state)
 	cluster_text(want, CSIZE, 0);
 	assert_memory_equal(buf, want, CSIZE);
 	cluster_text(want, CSIZE, 2);
-	assert_memory_equal(buf + 2 * CSIZE, want, 4096);	/* the short last cluster */
-	/* The unallocated cluster went to the callback; its bytes were not written. */
+	assert_memory_equal(buf + 2 * CSIZE, want, CSIZE);
+	cluster_text(want, CSIZE, 3);
+	assert_memory_equal(buf + 3 * CSIZE, want, 4096);	/* the short last cluster */
+	/* The unallocated cluster went to the callback, once; its bytes were not written. */
 	assert_int_equal(z.calls, 1);
-	assert_int_equal(z.from, CSIZE);
-	assert_int_equal(z.to, 2 * CSIZE);
+	assert_int_equal(z.from[0], CSIZE);
+	assert_int_equal(z.to[0], 2 * CSIZE);
 	assert_int_equal(buf[CSIZE], 0xa5);
+	free(buf);
+	free(want);
+	free(im.bytes);
+}
+
+/* A read starting at a cluster of zeros: the leading zeros come once, and
+ * the clusters after them land at their offsets within buf. */
+static void test_read_starting_with_zeros(void **state)
+{
+	struct image im = build_image(0);
+	uint8_t *buf = malloc(VSIZE), *want = malloc(CSIZE);
+	struct zeros_seen z = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	memset(buf, 0xa5, VSIZE);
+	assert_int_equal(read_from(&im, CSIZE, buf, &z, err), 0);
+	assert_int_equal(z.calls, 1);
+	assert_int_equal(z.from[0], 0);
+	assert_int_equal(z.to[0], CSIZE);
+	assert_int_equal(buf[0], 0xa5);
+	cluster_text(want, CSIZE, 2);
+	assert_memory_equal(buf + CSIZE, want, CSIZE);		/* in place */
+	cluster_text(want, CSIZE, 3);
+	assert_memory_equal(buf + 2 * CSIZE, want, 4096);	/* through the cluster buffer */
 	free(buf);
 	free(want);
 	free(im.bytes);
@@ -193,6 +230,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_clusters),
+		cmocka_unit_test(test_read_starting_with_zeros),
 		cmocka_unit_test(test_stream_longer_than_cluster),
 		cmocka_unit_test(test_stream_shorter_than_cluster),
 	};
