@@ -145,29 +145,42 @@ static int read_all(struct image *im, uint8_t *buf, struct zeros_seen *z, char *
 	return read_from(im, 0, buf, z, err);
 }
 
+/* The first len bytes at got are cluster i's text. */
+static void assert_cluster(const uint8_t *got, int i, size_t len)
+{
+	uint8_t *want = malloc(CSIZE);
+
+	assert_non_null(want);
+	cluster_text(want, CSIZE, i);
+	assert_memory_equal(got, want, len);
+	free(want);
+}
+
+/* Exactly one range went to the zeros callback: [from, to). */
+static void assert_one_zero_range(const struct zeros_seen *z, uint32_t from, uint32_t to)
+{
+	assert_int_equal(z->calls, 1);
+	assert_int_equal(z->from[0], from);
+	assert_int_equal(z->to[0], to);
+}
+
 static void test_exact_clusters(void **state)
 {
 	struct image im = build_image(0);
-	uint8_t *buf = malloc(VSIZE), *want = malloc(CSIZE);
+	uint8_t *buf = malloc(VSIZE);
 	struct zeros_seen z = { 0 };
 	char err[256] = "";
 
 	(void)state;
 	memset(buf, 0xa5, VSIZE);
 	assert_int_equal(read_all(&im, buf, &z, err), 0);
-	cluster_text(want, CSIZE, 0);
-	assert_memory_equal(buf, want, CSIZE);
-	cluster_text(want, CSIZE, 2);
-	assert_memory_equal(buf + 2 * CSIZE, want, CSIZE);
-	cluster_text(want, CSIZE, 3);
-	assert_memory_equal(buf + 3 * CSIZE, want, 4096);	/* the short last cluster */
+	assert_cluster(buf, 0, CSIZE);
+	assert_cluster(buf + 2 * CSIZE, 2, CSIZE);
+	assert_cluster(buf + 3 * CSIZE, 3, 4096);	/* the short last cluster */
 	/* The unallocated cluster went to the callback, once; its bytes were not written. */
-	assert_int_equal(z.calls, 1);
-	assert_int_equal(z.from[0], CSIZE);
-	assert_int_equal(z.to[0], 2 * CSIZE);
+	assert_one_zero_range(&z, CSIZE, 2 * CSIZE);
 	assert_int_equal(buf[CSIZE], 0xa5);
 	free(buf);
-	free(want);
 	free(im.bytes);
 }
 
@@ -176,23 +189,18 @@ static void test_exact_clusters(void **state)
 static void test_read_starting_with_zeros(void **state)
 {
 	struct image im = build_image(0);
-	uint8_t *buf = malloc(VSIZE), *want = malloc(CSIZE);
+	uint8_t *buf = malloc(VSIZE);
 	struct zeros_seen z = { 0 };
 	char err[256] = "";
 
 	(void)state;
 	memset(buf, 0xa5, VSIZE);
 	assert_int_equal(read_from(&im, CSIZE, buf, &z, err), 0);
-	assert_int_equal(z.calls, 1);
-	assert_int_equal(z.from[0], 0);
-	assert_int_equal(z.to[0], CSIZE);
+	assert_one_zero_range(&z, 0, CSIZE);
 	assert_int_equal(buf[0], 0xa5);
-	cluster_text(want, CSIZE, 2);
-	assert_memory_equal(buf + CSIZE, want, CSIZE);		/* in place */
-	cluster_text(want, CSIZE, 3);
-	assert_memory_equal(buf + 2 * CSIZE, want, 4096);	/* through the cluster buffer */
+	assert_cluster(buf + CSIZE, 2, CSIZE);		/* in place */
+	assert_cluster(buf + 2 * CSIZE, 3, 4096);	/* through the cluster buffer */
 	free(buf);
-	free(want);
 	free(im.bytes);
 }
 
