@@ -61,6 +61,14 @@ bool buf_is_zero(const uint8_t *p, size_t len)
 	return memcmp(p, p + 16, len - 16) == 0;
 }
 
+/* Where block b of the chunk ends: the next block, or the chunk's end. */
+static uint32_t block_end(const struct chunk *c, uint32_t b)
+{
+	uint32_t end = (b + 1) * CONTENT_BLOCK_SIZE;
+
+	return end < c->len ? end : c->len;
+}
+
 /*
  * Classify every block of a filled chunk and hash the data blocks together,
  * many at a time (sha256mb); a whole zero block takes the precomputed
@@ -75,7 +83,7 @@ static int chunk_hash(struct pipeline *pl, struct chunk *c)
 	int rc = 0;
 
 	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
-		uint32_t blen = c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE;
+		uint32_t blen = block_end(c, b) - off;
 		const uint8_t *p = c->buf + off;
 
 		c->zero[b] = c->all_zero || c->zero[b] || buf_is_zero(p, blen);
@@ -143,7 +151,7 @@ static void *worker(void *arg)
 void chunk_digest_update(EVP_MD_CTX *id, const struct chunk *c)
 {
 	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
-		uint32_t blen = c->len - off < CONTENT_BLOCK_SIZE ? c->len - off : CONTENT_BLOCK_SIZE;
+		uint32_t blen = block_end(c, b) - off;
 
 		EVP_DigestUpdate(id, c->all_zero || c->zero[b] ? zeros : c->buf + off, blen);
 	}
@@ -157,13 +165,6 @@ void chunk_reset(struct chunk *c, uint64_t off, uint32_t len)
 	memset(c->zero, 0, sizeof(c->zero));
 	c->err = 0;
 	c->msg[0] = '\0';
-}
-
-static uint32_t block_end(const struct chunk *c, uint32_t b)
-{
-	uint32_t end = (b + 1) * CONTENT_BLOCK_SIZE;
-
-	return end < c->len ? end : c->len;
 }
 
 void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
