@@ -4,16 +4,18 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "cli.h"
 
 enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE,
-       OPT_BACKEND };
+       OPT_BACKEND, OPT_NO_MMAP };
 
 static const struct option provision_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -24,6 +26,7 @@ static const struct option provision_opts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "no-mmap", no_argument, NULL, OPT_NO_MMAP },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -63,6 +66,7 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 	case OPT_NAME: a->opts.name = optarg; return 0;
 	case OPT_NO_MAP: a->opts.no_map = true; return 0;
 	case OPT_FORCE: a->opts.force = true; return 0;
+	case OPT_NO_MMAP: a->opts.mmap_image = false; return 0;
 	case OPT_BACKEND: return cli_set_backend(cli, optarg);
 	case OPT_JSON: a->json = true; return 0;
 	case OPT_PROGRESS: return parse_progress(cli, optarg, &a->progress);
@@ -75,6 +79,38 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 	case ':': return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
 	default: return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
 	}
+}
+
+/*
+ * With the image mapped (mmap_image), a truncation of the image file or a
+ * failing read of its storage in mid-copy arrives as SIGBUS. The device is
+ * still marked "writing" then (nothing is committed before the copy ends),
+ * so say so and exit 1 instead of dying with "Bus error".
+ */
+static char sigbus_msg[1024];
+static size_t sigbus_len;
+
+static void on_sigbus(int sig)
+{
+	ssize_t n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
+
+	(void)sig;
+	(void)n;	/* nothing more to do if stderr is gone */
+	_exit(EXIT_FAIL);
+}
+
+static void catch_sigbus(const char *device, const char *image, bool progress_bar)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus };
+	int n = snprintf(sigbus_msg, sizeof(sigbus_msg),
+			 "%simgdev: provision: %s: reading the image failed in mid-copy (SIGBUS: the file "
+			 "was truncated or its storage failed); %s is left marked \"writing\"; provision "
+			 "again, or use --no-mmap to get the read error itself\n",
+			 progress_bar ? "\r\033[K" : "", image, device);
+
+	sigbus_len = n < 0 ? 0 : (size_t)n < sizeof(sigbus_msg) ? (size_t)n : sizeof(sigbus_msg) - 1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 static void provision_print_json(const struct imgdev_provision_result *r)
@@ -99,12 +135,13 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
 	static const char usage[] =
-		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force] [--backend dm|loop|auto]";
+		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force] [--no-mmap] [--backend dm|loop|auto]";
 	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
 	int c, rc;
 
+	a.opts.mmap_image = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", provision_opts, NULL)) != -1) {
 		if (c == 'h')
@@ -120,7 +157,10 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 	progress_init(&progress, a.progress);
 	a.opts.progress = progress_update;
 	a.opts.progress_data = &progress;
+	if (a.opts.mmap_image)
+		catch_sigbus(argv[optind], argv[optind + 1], progress.mode == PROGRESS_BAR);
 	rc = imgdev_provision(cli->ctx, argv[optind], argv[optind + 1], &a.opts, &res);
+	signal(SIGBUS, SIG_DFL);
 	progress_end(&progress);
 	if (rc < 0)
 		return cli_fail(cli);

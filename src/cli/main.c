@@ -18,7 +18,7 @@ static const struct {
 } commands[] = {
 	{ "provision", cmd_provision,
 	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--force]\n"
-	  "            [--progress[=json]] [--json] [--threads N]\n"
+	  "            [--progress[=json]] [--json] [--threads N] [--no-mmap]\n"
 	  "                                write the image, commit it, map it" },
 	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
 	{ "info", cmd_info, "info IMAGE [--json]           format, sizes, and whether imgdev takes it" },

@@ -23,6 +23,8 @@ struct imgsrc_ops {
 	 * chunk_error().
 	 */
 	int (*read_chunk)(struct imgsrc *src, struct chunk *c);
+	/* NULL, or: done with a chunk read_chunk filled (thread-safe). */
+	void (*release_chunk)(struct imgsrc *src, const struct chunk *c);
 	void (*close)(struct imgsrc *src);
 };
 
@@ -35,6 +37,12 @@ struct imgsrc {
 	uint64_t size;			/* payload (virtual) bytes */
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
+	/*
+	 * The caller allows read_chunk to map the image's pages into chunks
+	 * rather than copy them (raw images): a truncation or a read failure
+	 * of the image while a chunk is in flight then raises SIGBUS.
+	 */
+	bool map_chunks;
 	int fd;				/* the file as given */
 	int data_fd;			/* what the format reads: fd, or a temporary file */
 	uint64_t file_size_inner;	/* bytes of the temporary file, if any */

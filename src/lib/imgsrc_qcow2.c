@@ -1,6 +1,8 @@
 /*
  * The qcow2 image source: chunks of the virtual disk through the qcow2
  * reader, from any worker at once (decompression spreads over the cores).
+ * When the caller allows it (src->map_chunks), a chunk's uncompressed
+ * clusters are mapped from the file rather than read (chunk_map.c).
  * The identity hash is of the qcow2 file, not of the payload.
  */
 #include <errno.h>
@@ -24,12 +26,58 @@ static void chunk_zeros(void *arg, uint32_t from, uint32_t to)
 	chunk_zero_range(arg, from, to);
 }
 
+/* A mapped chunk: place each run of data clusters there as a mapping of the file. */
+struct mapped_read {
+	const struct imgsrc *src;
+	struct chunk *c;
+};
+
+static void mapped_zeros(void *arg, uint32_t from, uint32_t to)
+{
+	const struct mapped_read *m = arg;
+
+	chunk_zero_range(m->c, from, to);
+}
+
+static int mapped_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
+{
+	const struct mapped_read *m = arg;
+
+	return chunk_map_file(m->c, at, len, m->src->data_fd, host);
+}
+
+/*
+ * Map the chunk's data clusters (src->map_chunks); 0, or -errno with c
+ * reset to be read instead: a compressed cluster, clusters or subclusters
+ * smaller than a page, or a failed mapping (whose read gives the clearer
+ * error).
+ */
+static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
+{
+	struct mapped_read m = { .src = src, .c = c };
+	struct qcow2_out out = { .zeros = mapped_zeros, .place = mapped_place, .arg = &m };
+	char err[256];
+	int rc = chunk_map_begin(c);
+
+	if (rc == 0)
+		rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
+	if (rc == 0)
+		c->all_zero = out.all_zero;
+	else
+		chunk_reset(c, c->off, c->len);
+	return rc;
+}
+
 static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 {
 	struct qcow2_out out = { .buf = c->buf, .zeros = chunk_zeros, .arg = c };
 	char err[256];
-	int rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
+	int rc;
 
+	/* Mostly compressed images would give up on nearly every chunk. */
+	if (src->map_chunks && src->compressed < src->allocated / 2 && qcow2_map_chunk(src, c) == 0)
+		return 0;
+	rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
 	if (rc < 0)
 		return chunk_error(c, rc, "%s: %s", src->path, err);
 	c->all_zero = out.all_zero;

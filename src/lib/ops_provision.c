@@ -42,14 +42,21 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Write len bytes of data; O_DIRECT when aligned and working, else buffered. */
-static int sink_write_data(struct sink *s, uint8_t *buf, size_t len, uint64_t off)
+/*
+ * Write len bytes of chunk c from start; O_DIRECT when aligned and working,
+ * else buffered. Only the payload's short last chunk is not a whole number
+ * of sectors, and it is always in c->buf, never mapped.
+ */
+static int sink_write_data(struct sink *s, struct chunk *c, uint32_t start, size_t len,
+			   uint64_t off)
 {
 	size_t padded = (len + SECTOR_SIZE - 1) & ~(size_t)(SECTOR_SIZE - 1);
+	const uint8_t *buf = c->data + start;
 	int rc;
 
-	if (s->direct_fd >= 0 && !atomic_load(&s->direct_failed)) {
-		memset(buf + len, 0, padded - len);	/* the chunk has CHUNK_PAD spare */
+	if (s->direct_fd >= 0 && !atomic_load(&s->direct_failed) &&
+	    (padded == len || c->data == c->buf)) {
+		memset(c->buf + start + len, 0, padded - len);	/* the chunk has CHUNK_PAD spare */
 		rc = bdev_pwrite_full(s->direct_fd, buf, padded, off);
 		if (rc != -EINVAL)
 			return rc;
@@ -89,9 +96,13 @@ static int sink_write_chunk(void *arg, struct chunk *c)
 			rc = bdev_zero_range(s->bd, dev_off, end - start);
 			atomic_fetch_add(&s->zeroed, end - start);
 		} else {
-			rc = sink_write_data(s, c->buf + start, end - start, dev_off);
+			rc = sink_write_data(s, c, start, end - start, dev_off);
 			atomic_fetch_add(&s->written, end - start);
 		}
+		if (rc == -EFAULT && c->data != c->buf)	/* the mapped image's pages went away */
+			return chunk_error(c, EIO, "%s: reading the image failed at offset %llu: the file "
+					   "was truncated or its storage failed while it was copied",
+					   s->src->path, (unsigned long long)(c->off + start));
 		if (rc < 0)
 			return chunk_error(c, rc,
 					   "%s: write error at payload offset %llu (device offset %llu): %s",
@@ -107,6 +118,14 @@ static int source_read_chunk(void *arg, struct chunk *c)
 	struct sink *s = arg;
 
 	return s->src->ops->read_chunk(s->src, c);
+}
+
+static void source_release_chunk(void *arg, const struct chunk *c)
+{
+	struct sink *s = arg;
+
+	if (s->src->ops->release_chunk)
+		s->src->ops->release_chunk(s->src, c);
 }
 
 /* Sector 0 for this write: v1 header plus record in the given state. */
@@ -199,12 +218,18 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 				  .image_size = src->size };
 	struct pipeline_job job = { .size = src->size, .workers = opts->threads,
 				    .read_fn = source_read_chunk, .write_fn = sink_write_chunk,
-				    .arg = &sink, .progress = opts->progress,
+				    .release_fn = source_release_chunk, .arg = &sink, .progress = opts->progress,
 				    .progress_arg = opts->progress_data };
 	struct file_hasher fh = { 0 };
 	unsigned int dlen = 0;
 	int rc = 0, hrc;
 
+	/*
+	 * Map the image only when its hash is given: the image hash computed
+	 * from the payload reads each chunk once more after the write, and a
+	 * mapping, unlike a copy, would show it a concurrent change of the file.
+	 */
+	src->map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image;
 	if (opts->has_digest)
 		memcpy(rec.target_hash, opts->digest, IMGDEV_HASH_SIZE);
 	else if (src->identity_is_payload && (!(job.identity = EVP_MD_CTX_new()) ||
@@ -265,12 +290,16 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 			rc = ctx_error(ctx, rc, "%s", c->msg);
 		else
 			chunk_digest_update(md, c);
+		if (src->ops->release_chunk)
+			src->ops->release_chunk(src, c);
 	}
 	if (rc == 0)
 		EVP_DigestFinal_ex(md, hash, &dlen);
 out:
-	if (c)
+	if (c) {
+		chunk_unmap(c);
 		free(c->buf);
+	}
 	free(c);
 	EVP_MD_CTX_free(md);
 	return rc;
@@ -314,7 +343,7 @@ static int header_matches(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 
 static int check_provision_args(struct imgdev_ctx *ctx, const struct imgdev_provision_opts *opts)
 {
-	if (!opts || opts->version != IMGDEV_PROVISION_OPTS_VERSION)
+	if (!opts || opts->version < 1 || opts->version > IMGDEV_PROVISION_OPTS_VERSION)
 		return ctx_error(ctx, EINVAL, "provision options of an unknown version");
 	if (opts->no_map)
 		return 0;

@@ -84,7 +84,7 @@ static int chunk_hash(struct pipeline *pl, struct chunk *c)
 
 	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
 		uint32_t blen = block_end(c, b) - off;
-		const uint8_t *p = c->buf + off;
+		const uint8_t *p = c->data + off;
 
 		c->zero[b] = c->all_zero || c->zero[b] || buf_is_zero(p, blen);
 		if (blen < CONTENT_BLOCK_SIZE)
@@ -153,7 +153,7 @@ void chunk_digest_update(EVP_MD_CTX *id, const struct chunk *c)
 	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
 		uint32_t blen = block_end(c, b) - off;
 
-		EVP_DigestUpdate(id, c->all_zero || c->zero[b] ? zeros : c->buf + off, blen);
+		EVP_DigestUpdate(id, c->all_zero || c->zero[b] ? zeros : c->data + off, blen);
 	}
 }
 
@@ -161,6 +161,7 @@ void chunk_reset(struct chunk *c, uint64_t off, uint32_t len)
 {
 	c->off = off;
 	c->len = len;
+	chunk_unmap(c);
 	c->all_zero = false;
 	memset(c->zero, 0, sizeof(c->zero));
 	c->err = 0;
@@ -183,6 +184,8 @@ void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
 		c->zero[b] = true;
 		whole_to = block_end(c, b);
 	}
+	if (c->data != c->buf)
+		return;		/* a mapped chunk's holes read as zeros */
 	if (whole_to == whole_from) {
 		memset(c->buf + from, 0, to - from);
 		return;
@@ -213,6 +216,9 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 					 IMGDEV_HASH_SIZE);
 		if (job->identity)
 			chunk_digest_update(job->identity, c);
+		chunk_unmap(c);
+		if (job->release_fn)
+			job->release_fn(job->arg, c);
 		done = c->off + c->len;	/* the slot is a worker's again once freed */
 		pthread_mutex_lock(&pl->lock);
 		c->state = SLOT_FREE;
@@ -270,8 +276,10 @@ static int pipeline_setup(struct pipeline *pl, unsigned int nworkers)
 
 static void pipeline_teardown(struct pipeline *pl)
 {
-	for (unsigned int i = 0; pl->slots && i < pl->nslots; i++)
+	for (unsigned int i = 0; pl->slots && i < pl->nslots; i++) {
+		chunk_unmap(&pl->slots[i]);	/* a chunk not folded after an error */
 		free(pl->slots[i].buf);
+	}
 	free(pl->slots);
 	EVP_MD_free(pl->sha256);
 	pthread_mutex_destroy(&pl->lock);

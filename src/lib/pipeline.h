@@ -28,6 +28,12 @@ struct chunk {
 	bool all_zero;		/* read_fn: the whole chunk is zeros, buf untouched */
 	uint8_t *buf;		/* CHUNK_SIZE + CHUNK_PAD, BUF_ALIGN-aligned */
 	/*
+	 * Where the chunk's bytes are: buf, or a read-only mapping of the
+	 * image that read_fn set up (chunk_map_begin), unmapped by the
+	 * pipeline once the chunk is folded.
+	 */
+	const uint8_t *data;
+	/*
 	 * Per block: zeros. read_fn may set it (chunk_zero_range) for a block
 	 * it knows to be zeros and leave that block's bytes in buf unwritten;
 	 * the pipeline then sets it for every block that reads as zeros.
@@ -53,6 +59,8 @@ struct pipeline_job {
 	unsigned int workers;		/* 0: chosen from the CPUs (worker_count) */
 	chunk_fn read_fn;
 	chunk_fn write_fn;		/* NULL to only hash */
+	/* NULL, or called once the chunk is folded and its bytes unmapped. */
+	void (*release_fn)(void *arg, const struct chunk *c);
 	void *arg;
 	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
 	bool hash_beside;		/* the caller hashes on a thread of its own */
@@ -81,9 +89,25 @@ void chunk_reset(struct chunk *c, uint64_t off, uint32_t len);
 /*
  * In read_fn: the chunk's bytes [from, to) (offsets within it) are zeros.
  * Whole blocks in the range are flagged zero and their bytes in buf left
- * unwritten; the parts of blocks at the range's ends are zeroed in buf.
+ * unwritten; the parts of blocks at the range's ends are zeroed in buf
+ * (in a mapped chunk they already read as zeros).
  */
 void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to);
+
+/*
+ * Mapping a chunk's bytes instead of reading them (chunk_map.c), for a whole
+ * CHUNK_SIZE chunk at a page-aligned offset. chunk_map_begin makes c->data a
+ * window that reads as zeros; chunk_map_file places len bytes of fd at
+ * file_off over the window's bytes [at, at+len) and faults them in, every
+ * value page-aligned. Each returns 0 or -errno; on failure, chunk_unmap()
+ * and read into buf instead. The window's bytes are read-only:
+ * chunk_zero_range() only flags blocks in it.
+ */
+bool chunk_map_aligned(uint64_t v);
+int chunk_map_begin(struct chunk *c);
+int chunk_map_file(struct chunk *c, uint32_t at, uint32_t len, int fd, uint64_t file_off);
+/* Undo a chunk's mapping, if any: c->data is c->buf again. */
+void chunk_unmap(struct chunk *c);
 
 /* Whether len bytes at p are all zero. */
 bool buf_is_zero(const uint8_t *p, size_t len);

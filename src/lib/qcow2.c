@@ -431,7 +431,11 @@ static int flush_run(struct fill *f)
 	if (!f->run_len)
 		return 0;
 	fill_data_at(f, f->run_virt);
-	rc = f->q->pread(f->q->arg, f->buf + (f->run_virt - f->off), f->run_len, f->run_host);
+	if (f->out->place)
+		rc = f->out->place(f->out->arg, (uint32_t)(f->run_virt - f->off), (uint32_t)f->run_len,
+				   f->run_host);
+	else
+		rc = f->q->pread(f->q->arg, f->buf + (f->run_virt - f->off), f->run_len, f->run_host);
 	if (rc < 0)
 		return fail(f->err, f->errlen, rc, "cannot read clusters at %llu: %s",
 			    (unsigned long long)f->run_host, strerror(-rc));
@@ -442,6 +446,8 @@ static int flush_run(struct fill *f)
 
 static int add_data(struct fill *f, uint64_t v, uint64_t host, uint64_t n)
 {
+	int rc;
+
 	if (!in_file(f->q, host, n))
 		return fail(f->err, f->errlen, -EINVAL,
 			    "cluster data at %llu (for virtual offset %llu) lies beyond the end of the file",
@@ -450,8 +456,9 @@ static int add_data(struct fill *f, uint64_t v, uint64_t host, uint64_t n)
 		f->run_len += n;
 		return 0;
 	}
-	if (flush_run(f) < 0)
-		return -EIO;
+	rc = flush_run(f);
+	if (rc < 0)
+		return rc;
 	f->run_virt = v;
 	f->run_host = host;
 	f->run_len = n;
@@ -469,6 +476,9 @@ static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n
 	uint8_t *out;
 	int rc;
 
+	if (f->out->place)
+		return fail(f->err, f->errlen, -EXDEV, "a compressed cluster at virtual %llu",
+			    (unsigned long long)v);
 	if (coff >= q->file_size)
 		return fail(f->err, f->errlen, -EINVAL,
 			    "compressed cluster at %llu (virtual %llu) lies beyond the end of the file",
@@ -577,6 +587,8 @@ int qcow2_read(const struct qcow2 *q, struct qcow2_out *out, uint64_t off, uint3
 	if (off % q->cluster_size || off > q->size || len > q->size - off)
 		return fail(err, errlen, -EINVAL, "read of %u bytes at %llu is outside the image",
 			    len, (unsigned long long)off);
+	if (out->place && !out->zeros)
+		return fail(err, errlen, -EINVAL, "placed runs need a zeros callback");
 	while (ci < last && rc == 0) {
 		uint64_t in_table = q->l2_entries - ci % q->l2_entries;
 		uint64_t count = last - ci < in_table ? last - ci : in_table;

@@ -66,6 +66,14 @@ struct qcow2_out {
 	uint8_t *buf;
 	/* Called for zeros at buf[from, to); NULL: they are written into buf. */
 	void (*zeros)(void *arg, uint32_t from, uint32_t to);
+	/*
+	 * NULL, or called for each run of data at buf[at, at+len) that is the
+	 * file's bytes [host, host+len): it puts them there itself (a mapping)
+	 * and returns 0, or returns -errno and qcow2_read gives up with it.
+	 * place needs zeros, and buf is then never written: a compressed
+	 * cluster, which has to be decompressed into buf, fails with -EXDEV.
+	 */
+	int (*place)(void *arg, uint32_t at, uint32_t len, uint64_t host);
 	void *arg;
 	bool all_zero;		/* set: the whole range is zeros, buf untouched */
 };

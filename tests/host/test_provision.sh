@@ -8,9 +8,11 @@
 . "$(dirname "$0")/../lib.sh"
 
 tmp=$(mktemp -d /var/tmp/imgdev-prov.XXXXXX)
+# Images on tmpfs too, where mapping a hole in would allocate it.
+shm=$(mktemp -d /dev/shm/imgdev-prov.XXXXXX 2>/dev/null || true)
 cleanup() {
 	detach_loops_under "$tmp"
-	rm -rf "$tmp"
+	rm -rf "$tmp" ${shm:+"$shm"}
 }
 trap cleanup EXIT
 
@@ -57,6 +59,19 @@ mixed() {
 		head -c 196608 /dev/zero; head -c 65536 /dev/urandom
 		head -c 65535 /dev/zero; printf '\002'; head -c 131077 /dev/zero
 	} >"$1"
+}
+# holey IMAGE: 13 MiB + 5000 bytes with a whole chunk of data, holes of 4 KiB
+# and 60 KiB between runs, runs that start and end mid-page, one across a
+# chunk boundary, written zeros, and a short last chunk.
+holey() {
+	local r
+	truncate -s $((13 * 1048576 + 5000)) "$1"
+	for r in 0:4194304 4198400:61440 4263936:1000000 5300000:3000 8380416:12288 \
+		9437184:3145728 12591104:4096 13635584:4000; do
+		head -c "${r#*:}" /dev/urandom |
+			dd of="$1" bs=1M seek="${r%:*}" oflag=seek_bytes conv=notrunc status=none
+	done
+	head -c 200000 /dev/zero | dd of="$1" bs=1M seek=10000000 oflag=seek_bytes conv=notrunc status=none
 }
 # sparse IMAGE SIZE: a sparse file with a few random writes, some unaligned.
 sparse() {
@@ -369,7 +384,42 @@ expect '--help names provision and verify; provision --help gives its usage' '
 	assert_contains "$out" "provision DEVICE IMAGE --name NAME"; assert_contains "$out" "verify DEVICE"
 	run_imgdev provision --help; assert_rc 0
 	assert_contains "$out" "provision DEVICE IMAGE"
-	for o in --name --digest --no-map --progress --json --threads; do assert_contains "$out" "$o"; done'
+	for o in --name --digest --no-map --progress --json --threads --no-mmap; do assert_contains "$out" "$o"; done'
+
+expect 'with --digest the image is mapped, or read with --no-mmap: the same payload and content hash, and its holes stay holes (ext4 and tmpfs)' '
+	for dir in "$tmp" ${shm:+"$shm"}; do
+		img="$dir/holey"; holey "$img"; sync "$img"
+		n=$(stat -c %s "$img"); blocks=$(stat -c %b "$img"); dg=$(sha "$img")
+		for mode in --no-mmap ""; do
+			d=$(new_disk "holey-dev$mode" "$(room "$n")")
+			run_imgdev provision "$d" "$img" --no-map --json --digest "sha256:$dg" $mode; assert_rc 0
+			[ -n "$mode" ] && read_hash=$(jfield content_hash <<<"$out")
+			assert_eq "$(jfield content_hash <<<"$out")" "$read_hash" "content hash ${mode:-mapped}, $dir"
+			payload_is "$d" "$img"
+			run_imgdev verify "$d"; assert_rc 0
+		done
+		assert_eq "$(stat -c %b "$img")" "$blocks" "blocks allocated to the image on $dir"
+		rm -f "$img"
+	done'
+
+expect 'an image truncated in mid-copy: exit 1, a message naming the image, and the device left "writing"' '
+	for threads in 1 2; do
+		rand "$tmp/cut" $((192 * 1048576))
+		dg=$(sha "$tmp/cut"); d="$tmp/cut-dev"; rm -f "$d"; truncate -s 202375168 "$d"
+		# shellcheck disable=SC2086  # IMGDEV_WRAP is a command line
+		${IMGDEV_WRAP:-} "$IMGDEV" provision "$d" "$tmp/cut" --no-map --digest "sha256:$dg" \
+			--threads "$threads" --progress=json >"$tmp/cut.out" 2>"$tmp/cut.err" &
+		pid=$!
+		until grep -q bytes_done "$tmp/cut.err" || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+		truncate -s 1048576 "$tmp/cut"
+		rc=0; wait "$pid" || rc=$?
+		err=$(grep -v bytes_done "$tmp/cut.err" || true)
+		assert_rc 1; assert_contains "$err" "$tmp/cut"
+		case "$err" in *"end of file"* | *"was truncated"*) ;;
+			*) echo "unexpected message: $err"; exit 1 ;; esac
+		echo "threads $threads: $err"
+		run_imgdev verify "$d"; assert_rc 1; assert_contains "$err" "writing"
+	done'
 
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 	# loopdev NAME SIZE [losetup options]: a loop device over a random file; prints it.

@@ -4,7 +4,9 @@
  * obvious way; the identity hash equals a plain SHA-256 of the payload; zero
  * blocks are flagged, and blocks a source only flags are hashed as zeros
  * whatever their stale bytes; progress comes once per chunk, in order; the
- * first failing chunk's message is reported.
+ * first failing chunk's message is reported. Chunks mapped from a sparse
+ * file (chunk_map.c) hash like copied ones, are unmapped before they are
+ * released, and a range past the file's end is an error, not SIGBUS.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -132,34 +135,42 @@ static uint8_t *make_payload(uint64_t size)
 	return p;
 }
 
+/* Run job over data (job->size bytes): content and identity hashes as defined. */
+static void run_and_check(struct pipeline_job *job, const uint8_t *data)
+{
+	uint8_t got[32], want[32], id_got[32], id_want[32];
+	struct imgdev_ctx *ctx;
+	unsigned int len;
+
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	job->identity = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(job->identity, EVP_sha256(), NULL);
+	assert_int_equal(pipeline_run(ctx, job, got), 0);
+	EVP_DigestFinal_ex(job->identity, id_got, &len);
+	reference_hash(data, job->size, want);
+	assert_memory_equal(got, want, 32);
+	EVP_Digest(data, job->size, id_want, &len, EVP_sha256(), NULL);
+	assert_memory_equal(id_got, id_want, 32);
+	EVP_MD_CTX_free(job->identity);
+	job->identity = NULL;
+	imgdev_ctx_free(ctx);
+}
+
 static void run_case(uint64_t size, unsigned int workers)
 {
-	struct imgdev_ctx *ctx;
 	uint8_t *data = make_payload(size);
-	uint8_t got[32], want[32], id_got[32], id_want[32];
 	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
 	struct progress_seen seen = { .in_order = true };
 	struct pipeline_job job = { .size = size, .workers = workers, .read_fn = mem_read,
 				    .write_fn = mem_write, .arg = &m,
 				    .progress = record_progress, .progress_arg = &seen };
-	unsigned int len;
 
-	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	job.identity = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL);
-	assert_int_equal(pipeline_run(ctx, &job, got), 0);
-	EVP_DigestFinal_ex(job.identity, id_got, &len);
-	reference_hash(data, size, want);
-	assert_memory_equal(got, want, 32);
-	EVP_Digest(data, size, id_want, &len, EVP_sha256(), NULL);
-	assert_memory_equal(id_got, id_want, 32);
+	run_and_check(&job, data);
 	assert_true(m.bytes_seen == size);
 	assert_true(seen.in_order);
 	assert_true(seen.calls == (size + CHUNK_SIZE - 1) / CHUNK_SIZE);
 	assert_true(seen.last == size && seen.total == size);
 	assert_true(m.zero_blocks >= 1 + (size > 2 * (uint64_t)CHUNK_SIZE ? CHUNK_BLOCKS : 0));
-	EVP_MD_CTX_free(job.identity);
-	imgdev_ctx_free(ctx);
 	free(data);
 }
 
@@ -245,6 +256,126 @@ static void test_buf_is_zero(void **state)
 	assert_false(buf_is_zero(b, 17));
 }
 
+/* A sparse file holding a payload: only its pages with a non-zero byte are written. */
+struct filesrc {
+	struct memsrc mem;	/* the same payload in memory, for short chunks */
+	int fd;
+	uint64_t mapped, released, released_mapped;
+};
+
+static int sparse_file(const uint8_t *data, uint64_t size)
+{
+	FILE *f = tmpfile();
+	int fd;
+
+	assert_non_null(f);
+	fd = dup(fileno(f));
+	fclose(f);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	for (uint64_t off = 0; off < size; off += PAGE) {
+		size_t n = size - off < PAGE ? size - off : PAGE;
+
+		if (!buf_is_zero(data + off, n))
+			assert_int_equal(pwrite(fd, data + off, n, (off_t)off), (ssize_t)n);
+	}
+	return fd;
+}
+
+/* Whole chunks: map the file's non-zero pages and flag the rest; else copy. */
+static int file_map_read(void *arg, struct chunk *c)
+{
+	struct filesrc *f = arg;
+	const uint8_t *src = f->mem.data + c->off;
+
+	if (c->len != CHUNK_SIZE)
+		return mem_read(&f->mem, c);
+	assert_int_equal(chunk_map_begin(c), 0);
+	for (uint32_t off = 0; off < c->len; off += PAGE) {
+		if (buf_is_zero(src + off, PAGE))
+			chunk_zero_range(c, off, off + PAGE);	/* must not write */
+		else
+			assert_int_equal(chunk_map_file(c, off, PAGE, f->fd, c->off + off), 0);
+	}
+	__atomic_fetch_add(&f->mapped, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int file_write(void *arg, struct chunk *c)
+{
+	struct filesrc *f = arg;
+
+	return mem_write(&f->mem, c);
+}
+
+static void file_release(void *arg, const struct chunk *c)
+{
+	struct filesrc *f = arg;
+
+	f->released++;
+	if (c->data != c->buf)
+		f->released_mapped++;
+}
+
+static void test_mapped_chunks_hash_like_copied(void **state)
+{
+	uint64_t size = 5 * (uint64_t)CHUNK_SIZE + 12345;
+	uint8_t *data = make_payload(size);
+	struct filesrc f = { .mem = { .data = data, .size = size, .fail_at = UINT64_MAX } };
+	struct pipeline_job job = { .size = size, .workers = 3, .read_fn = file_map_read,
+				    .write_fn = file_write, .release_fn = file_release, .arg = &f };
+
+	(void)state;
+	/* Zeros that start and end inside blocks, and a page of them inside data. */
+	memset(data + 2 * (uint64_t)CHUNK_SIZE + 3 * PAGE, 0, CONTENT_BLOCK_SIZE + 5 * PAGE);
+	memset(data + 3 * (uint64_t)CHUNK_SIZE + 7 * PAGE, 0, PAGE);
+	f.fd = sparse_file(data, size);
+	run_and_check(&job, data);
+	assert_true(f.mapped == 5);
+	assert_true(f.released == 6 && f.released_mapped == 0);
+	assert_true(f.mem.bytes_seen == size);
+	close(f.fd);
+	free(data);
+}
+
+/* The contract's refusals; past the end of the file is an error, not SIGBUS. */
+static void test_chunk_map_refusals(void **state)
+{
+	struct chunk *c = calloc(1, sizeof(*c));
+	uint8_t page[PAGE];
+	int fd;
+
+	(void)state;
+	memset(page, 7, sizeof(page));
+	fd = sparse_file(page, PAGE);
+	assert_non_null(c);
+	c->buf = malloc(CHUNK_SIZE);
+	assert_non_null(c->buf);
+	chunk_reset(c, 0, CHUNK_SIZE - 512);
+	assert_int_equal(chunk_map_begin(c), -EINVAL);	/* not a whole chunk */
+	assert_true(c->data == c->buf);
+	assert_int_equal(chunk_map_file(c, 0, PAGE, fd, 0), -EINVAL);	/* not mapped */
+	chunk_reset(c, CHUNK_SIZE, CHUNK_SIZE);
+	assert_int_equal(chunk_map_begin(c), 0);
+	assert_true(c->data != c->buf);
+	assert_true(buf_is_zero(c->data, CHUNK_SIZE));
+	assert_int_equal(chunk_map_file(c, 512, PAGE, fd, 0), -EINVAL);
+	assert_int_equal(chunk_map_file(c, 0, PAGE, fd, 512), -EINVAL);
+	assert_int_equal(chunk_map_file(c, CHUNK_SIZE - PAGE, 2 * PAGE, fd, 0), -EINVAL);
+	assert_int_equal(chunk_map_file(c, 0, PAGE, fd, 0), 0);
+	assert_int_equal(c->data[0], 7);
+	assert_int_equal(c->data[PAGE], 0);
+	assert_true(chunk_map_file(c, PAGE, PAGE, fd, PAGE) < 0);	/* past the end */
+	chunk_zero_range(c, CONTENT_BLOCK_SIZE, 2 * CONTENT_BLOCK_SIZE);
+	assert_true(c->zero[1]);
+	chunk_reset(c, 0, CHUNK_SIZE);	/* unmaps */
+	assert_true(c->data == c->buf);
+	assert_false(c->zero[1]);
+	close(fd);
+	free(c->buf);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +383,8 @@ int main(void)
 		cmocka_unit_test(test_first_error_is_reported),
 		cmocka_unit_test(test_chunk_zero_range),
 		cmocka_unit_test(test_buf_is_zero),
+		cmocka_unit_test(test_mapped_chunks_hash_like_copied),
+		cmocka_unit_test(test_chunk_map_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,11 @@
  * whose stream runs on past the cluster (accepted with the cluster's bytes,
  * as QEMU does, through the zlib path), one that comes up short (refused);
  * zeros of an unallocated cluster handed to the zeros callback once, buf
- * left alone, also when a read starts with them. The qemu-img oracle tests (test_images.sh) cover real images.
+ * left alone, also when a read starts with them; with a place callback
+ * (mapped reads), runs of uncompressed clusters go to it joined, nothing is
+ * written to buf, a compressed cluster fails with -EXDEV and the callback's
+ * error ends the read. The qemu-img oracle tests (test_images.sh) cover
+ * real images.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -234,6 +238,109 @@ static void test_stream_shorter_than_cluster(void **state)
 	free(im.bytes);
 }
 
+/*
+ * A v2 image of uncompressed clusters: 0, 2 and 3 (short) in that order in
+ * the file, 1 unallocated, so 2 and 3 make one run in both spaces.
+ */
+static struct image build_plain_image(void)
+{
+	struct image im = { .size = DATA_AT + 3 * CSIZE };
+	static const int order[] = { 0, 2, 3 };
+
+	im.bytes = calloc(1, im.size);
+	assert_non_null(im.bytes);
+	put_be32(im.bytes, QCOW2_MAGIC);
+	put_be32(im.bytes + 4, 2);
+	put_be32(im.bytes + 20, CBITS);
+	put_be64(im.bytes + 24, VSIZE);
+	put_be32(im.bytes + 36, 1);
+	put_be64(im.bytes + 40, CSIZE);
+	put_be64(im.bytes + CSIZE, 2 * (uint64_t)CSIZE);
+	for (int k = 0; k < 3; k++) {
+		uint64_t host = DATA_AT + (uint64_t)k * CSIZE;
+
+		put_be64(im.bytes + 2 * CSIZE + 8 * order[k], host);
+		cluster_text(im.bytes + host, CSIZE, order[k]);
+	}
+	return im;
+}
+
+/* Every run handed to the place callback; fail_with: what it returns. */
+struct places_seen {
+	struct zeros_seen z;	/* first: the zeros callback's argument too */
+	uint32_t at[8], len[8];
+	uint64_t host[8];
+	int calls, fail_with;
+};
+
+static int record_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
+{
+	struct places_seen *p = arg;
+
+	if (p->calls < 8) {
+		p->at[p->calls] = at;
+		p->len[p->calls] = len;
+		p->host[p->calls] = host;
+	}
+	p->calls++;
+	return p->fail_with;
+}
+
+/* A read with place: no buf at all, so a write to it would crash. */
+static int read_placed(struct image *im, struct places_seen *p, char *err)
+{
+	struct qcow2 q;
+	struct qcow2_out out = { .zeros = record_zeros, .place = record_place, .arg = p };
+	int rc = qcow2_open(&q, mem_pread, im, im->size, err, 256);
+
+	if (rc == 0)
+		rc = qcow2_read(&q, &out, 0, VSIZE, err, 256);
+	qcow2_close(&q);
+	return rc;
+}
+
+static void test_place_gets_joined_runs(void **state)
+{
+	struct image im = build_plain_image();
+	struct places_seen p = { 0 };
+	uint8_t *buf = malloc(VSIZE);
+	struct zeros_seen z = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(read_placed(&im, &p, err), 0);
+	assert_int_equal(p.calls, 2);
+	assert_int_equal(p.at[0], 0);
+	assert_int_equal(p.len[0], CSIZE);
+	assert_true(p.host[0] == DATA_AT);
+	assert_int_equal(p.at[1], 2 * CSIZE);
+	assert_int_equal(p.len[1], CSIZE + 4096);
+	assert_true(p.host[1] == DATA_AT + CSIZE);
+	assert_one_zero_range(&p.z, CSIZE, 2 * CSIZE);
+	/* The same image read into a buffer: the bytes the runs name. */
+	assert_int_equal(read_all(&im, buf, &z, err), 0);
+	assert_cluster(buf, 0, CSIZE);
+	assert_memory_equal(buf + 2 * CSIZE, im.bytes + DATA_AT + CSIZE, CSIZE + 4096);
+	assert_one_zero_range(&z, CSIZE, 2 * CSIZE);
+	p = (struct places_seen){ .fail_with = -ENOMEM };
+	assert_int_equal(read_placed(&im, &p, err), -ENOMEM);
+	assert_int_equal(p.calls, 1);
+	free(buf);
+	free(im.bytes);
+}
+
+static void test_place_refuses_compressed(void **state)
+{
+	struct image im = build_image(0);
+	struct places_seen p = { 0 };
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(read_placed(&im, &p, err), -EXDEV);
+	assert_int_equal(p.calls, 0);
+	free(im.bytes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +348,8 @@ int main(void)
 		cmocka_unit_test(test_read_starting_with_zeros),
 		cmocka_unit_test(test_stream_longer_than_cluster),
 		cmocka_unit_test(test_stream_shorter_than_cluster),
+		cmocka_unit_test(test_place_gets_joined_runs),
+		cmocka_unit_test(test_place_refuses_compressed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
