@@ -60,6 +60,15 @@ assert_rc() {
 	[ "$rc" = "$1" ] || { echo "exit status $rc, expected $1; stdout [$out] stderr [$err]"; return 1; }
 }
 
+# madvise_trace TRACE: an IMGDEV_WRAP that records the binary's madvise calls
+# in TRACE (LeakSanitizer cannot run under ptrace: leaks are checked elsewhere).
+madvise_trace() {
+	echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=madvise -o $1"
+}
+# populates TRACE: how many MADV_POPULATE_READ calls (the image's data
+# mapped and faulted in) that trace saw.
+populates() { grep -c "MADV_POPULATE_READ\|, 0x16)" "$1" || true; }
+
 # sector0_hex FILE: the first 512 bytes as one hex string.
 sector0_hex() { head -c 512 "$1" | od -An -v -tx1 | tr -d ' \n'; }
 

@@ -82,24 +82,31 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 }
 
 /*
- * With the image mapped (mmap_image), a truncation of the image file or a
- * failing read of its storage in mid-copy arrives as SIGBUS. The device is
- * still marked "writing" then (nothing is committed before the copy ends),
- * so say so and exit 1 instead of dying with "Bus error".
+ * With the image mapped (mmap_image and a digest), a truncation of the
+ * image file or a failing read of its storage in mid-copy arrives as
+ * SIGBUS. The device is still marked "writing" then (nothing is committed
+ * before the copy ends), so say so and exit 1 instead of dying with "Bus
+ * error". Two workers may fault at once: the first one reports.
  */
 static char sigbus_msg[1024];
 static size_t sigbus_len;
+static int sigbus_reported;
 
 static void on_sigbus(int sig)
 {
-	ssize_t n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
+	ssize_t n;
 
 	(void)sig;
+	if (__atomic_exchange_n(&sigbus_reported, 1, __ATOMIC_SEQ_CST))
+		for (;;)
+			pause();	/* the first one exits */
+	n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
 	(void)n;	/* nothing more to do if stderr is gone */
 	_exit(EXIT_FAIL);
 }
 
-static void catch_sigbus(const char *device, const char *image, bool progress_bar)
+static void catch_sigbus(const char *device, const char *image, bool progress_bar,
+			 struct sigaction *old)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	int n = snprintf(sigbus_msg, sizeof(sigbus_msg),
@@ -110,7 +117,7 @@ static void catch_sigbus(const char *device, const char *image, bool progress_ba
 
 	sigbus_len = n < 0 ? 0 : (size_t)n < sizeof(sigbus_msg) ? (size_t)n : sizeof(sigbus_msg) - 1;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGBUS, &sa, old);
 }
 
 static void provision_print_json(const struct imgdev_provision_result *r)
@@ -139,6 +146,8 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
+	struct sigaction old_sigbus;
+	bool mapped;
 	int c, rc;
 
 	a.opts.mmap_image = true;
@@ -157,10 +166,12 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 	progress_init(&progress, a.progress);
 	a.opts.progress = progress_update;
 	a.opts.progress_data = &progress;
-	if (a.opts.mmap_image)
-		catch_sigbus(argv[optind], argv[optind + 1], progress.mode == PROGRESS_BAR);
+	mapped = a.opts.mmap_image && a.opts.has_digest;	/* when the library maps */
+	if (mapped)
+		catch_sigbus(argv[optind], argv[optind + 1], progress.mode == PROGRESS_BAR, &old_sigbus);
 	rc = imgdev_provision(cli->ctx, argv[optind], argv[optind + 1], &a.opts, &res);
-	signal(SIGBUS, SIG_DFL);
+	if (mapped)
+		sigaction(SIGBUS, &old_sigbus, NULL);
 	progress_end(&progress);
 	if (rc < 0)
 		return cli_fail(cli);

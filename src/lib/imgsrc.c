@@ -68,6 +68,8 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 		goto out;
 	}
 	src->file_size = (uint64_t)st.st_size;
+	src->opened_mtime = st.st_mtim;
+	src->opened_ctime = st.st_ctim;
 	if (src->file_size == 0) {
 		rc = ctx_error(ctx, EINVAL, "%s: the image is empty", path);
 		goto out;
@@ -95,6 +97,28 @@ void imgsrc_close(struct imgsrc *src)
 		close(src->fd);
 	free(src->path);
 	free(src);
+}
+
+static bool same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src)
+{
+	struct stat st;
+
+	if (fstat(src->fd, &st) < 0)
+		return ctx_error(ctx, errno, "%s: cannot check the image after the copy: %s", src->path,
+				 strerror(errno));
+	if ((uint64_t)st.st_size != src->file_size)
+		return ctx_error(ctx, ESTALE, "%s: the image file changed size while it was copied "
+				 "(%llu bytes, then %llu); nothing was committed; provision again", src->path,
+				 (unsigned long long)src->file_size, (unsigned long long)st.st_size);
+	if (!same_time(st.st_mtim, src->opened_mtime) || !same_time(st.st_ctim, src->opened_ctime))
+		return ctx_error(ctx, ESTALE, "%s: the image file was modified while it was copied; "
+				 "nothing was committed; provision again", src->path);
+	return 0;
 }
 
 int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pipeline.h"
 
@@ -34,6 +35,8 @@ struct imgsrc {
 	const char *compression;	/* "none", "zlib", "zstd", "gzip", "xz" */
 	char *path;
 	uint64_t file_size;		/* bytes of the file as given */
+	struct timespec opened_mtime;	/* the file's times when opened */
+	struct timespec opened_ctime;
 	uint64_t size;			/* payload (virtual) bytes */
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
@@ -60,6 +63,14 @@ int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 /* kind: 0 gzip, 1 xz, 2 zstd. */
 int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind);
+
+/*
+ * Whether the image file is still as it was opened (size, modification and
+ * change times): a file truncated or rewritten during the copy may have
+ * given bytes that are not the image the digest names. 0, or -ESTALE (or
+ * -errno) with the message in ctx.
+ */
+int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src);
 
 /* SHA-256 of the image file itself, read sequentially; 0 or -errno. */
 int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,

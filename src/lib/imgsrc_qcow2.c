@@ -26,24 +26,41 @@ static void chunk_zeros(void *arg, uint32_t from, uint32_t to)
 	chunk_zero_range(arg, from, to);
 }
 
-/* A mapped chunk: place each run of data clusters there as a mapping of the file. */
+/*
+ * A mapped chunk: the walk over its clusters records the runs of data
+ * clusters (page-aligned ones only), and they are mapped once the walk
+ * found no compressed cluster, so that a chunk that must be read after all
+ * has mapped and faulted in nothing.
+ */
+#define MAX_RUNS (CHUNK_SIZE / 4096)
+
 struct mapped_read {
-	const struct imgsrc *src;
+	uint32_t count;
+	struct {
+		uint32_t at, len;
+		uint64_t host;
+	} runs[MAX_RUNS];
 	struct chunk *c;
 };
 
 static void mapped_zeros(void *arg, uint32_t from, uint32_t to)
 {
-	const struct mapped_read *m = arg;
+	struct mapped_read *m = arg;
 
 	chunk_zero_range(m->c, from, to);
 }
 
 static int mapped_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
 {
-	const struct mapped_read *m = arg;
+	struct mapped_read *m = arg;
 
-	return chunk_map_file(m->c, at, len, m->src->data_fd, host);
+	if (m->count == MAX_RUNS || !chunk_map_aligned(at) || !chunk_map_aligned(len) ||
+	    !chunk_map_aligned(host))
+		return -EINVAL;
+	m->runs[m->count].at = at;
+	m->runs[m->count].len = len;
+	m->runs[m->count++].host = host;
+	return 0;
 }
 
 /*
@@ -54,16 +71,20 @@ static int mapped_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
  */
 static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
 {
-	struct mapped_read m = { .src = src, .c = c };
+	struct mapped_read m = { .c = c };
 	struct qcow2_out out = { .zeros = mapped_zeros, .place = mapped_place, .arg = &m };
 	char err[256];
-	int rc = chunk_map_begin(c);
+	int rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
 
+	if (rc == 0 && out.all_zero) {
+		c->all_zero = true;	/* nothing to map */
+		return 0;
+	}
 	if (rc == 0)
-		rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
-	if (rc == 0)
-		c->all_zero = out.all_zero;
-	else
+		rc = chunk_map_begin(c);
+	for (uint32_t i = 0; rc == 0 && i < m.count; i++)
+		rc = chunk_map_file(c, m.runs[i].at, m.runs[i].len, src->data_fd, m.runs[i].host);
+	if (rc < 0)
 		chunk_reset(c, c->off, c->len);
 	return rc;
 }

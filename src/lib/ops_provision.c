@@ -245,6 +245,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	hrc = file_hasher_finish(ctx, &fh);
 	if (rc == 0)
 		rc = hrc;
+	if (rc == 0)
+		rc = imgsrc_check_unchanged(ctx, src);
 	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
 		memcpy(rec.target_hash, fh.hash, IMGDEV_HASH_SIZE);
 	if (rc == 0 && (fdatasync(bd->fd) < 0 || (sink.direct_fd >= 0 && fdatasync(sink.direct_fd) < 0)))

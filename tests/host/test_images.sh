@@ -219,6 +219,24 @@ for compat in 0.10 1.1; do
 	done
 done
 
+expect 'with --digest, uncompressed 64 KiB and 2 MiB clusters are mapped (strace), 512-byte and compressed ones read, all as qemu-img reads them' '
+	to_qcow2 "$tmp/mm-64k.qcow2" compat=1.1,cluster_size=65536
+	to_qcow2 "$tmp/mm-2m.qcow2" compat=1.1,cluster_size=2097152
+	to_qcow2 "$tmp/mm-512.qcow2" compat=1.1,cluster_size=512
+	to_qcow2 "$tmp/mm-z.qcow2" compat=1.1 -c
+	ref "$tmp/mm-64k.qcow2" "$tmp/mm.raw"; n=$(stat -c %s "$tmp/mm.raw")
+	for q in 64k:yes 2m:yes 512:no z:no; do
+		img="$tmp/mm-${q%:*}.qcow2"; d=$(new_dev mm-dev $(($(room "$n") + 65536)))
+		IMGDEV_WRAP=$(madvise_trace "$tmp/trace") \
+			run_imgdev provision "$d" "$img" --no-map --digest "sha256:$(sha "$img")"
+		assert_rc 0
+		p=$(populates "$tmp/trace")
+		if [ "${q#*:}" = yes ]; then [ "$p" -gt 0 ] || { echo "$img: not mapped"; exit 1; }
+		else assert_eq "$p" 0 "$img: mapped"; fi
+		cmp -n "$n" -i 512:0 "$d" "$tmp/mm.raw" || { echo "$img: payload differs from qemu-img convert"; exit 1; }
+		run_imgdev verify "$d"; assert_rc 0
+	done'
+
 expect 'qcow2 v3 zero clusters (write -z), aligned and partial, over data, 512 B, 64 KiB and 2 MiB clusters' '
 	for cs in 512 65536 2097152; do
 		to_qcow2 "$tmp/z-$cs.qcow2" compat=1.1,cluster_size=$cs

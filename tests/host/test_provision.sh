@@ -392,8 +392,15 @@ expect 'with --digest the image is mapped, or read with --no-mmap: the same payl
 		n=$(stat -c %s "$img"); blocks=$(stat -c %b "$img"); dg=$(sha "$img")
 		for mode in --no-mmap ""; do
 			d=$(new_disk "holey-dev$mode" "$(room "$n")")
-			run_imgdev provision "$d" "$img" --no-map --json --digest "sha256:$dg" $mode; assert_rc 0
-			[ -n "$mode" ] && read_hash=$(jfield content_hash <<<"$out")
+			IMGDEV_WRAP=$(madvise_trace "$tmp/trace") \
+				run_imgdev provision "$d" "$img" --no-map --json --digest "sha256:$dg" $mode
+			assert_rc 0
+			if [ -n "$mode" ]; then
+				read_hash=$(jfield content_hash <<<"$out")
+				assert_eq "$(populates "$tmp/trace")" 0 "no mapping with --no-mmap"
+			else	# chunks 0-2 are whole: mapped; the short last one is read
+				assert_eq "$(populates "$tmp/trace")" 7 "data runs faulted in, $dir"
+			fi
 			assert_eq "$(jfield content_hash <<<"$out")" "$read_hash" "content hash ${mode:-mapped}, $dir"
 			payload_is "$d" "$img"
 			run_imgdev verify "$d"; assert_rc 0
@@ -402,22 +409,32 @@ expect 'with --digest the image is mapped, or read with --no-mmap: the same payl
 		rm -f "$img"
 	done'
 
-expect 'an image truncated in mid-copy: exit 1, a message naming the image, and the device left "writing"' '
-	for threads in 1 2; do
-		rand "$tmp/cut" $((192 * 1048576))
-		dg=$(sha "$tmp/cut"); d="$tmp/cut-dev"; rm -f "$d"; truncate -s 202375168 "$d"
+# spaced IMAGE: 512 MiB, a MiB of random data at the start of every other MiB.
+spaced() {
+	local i
+	truncate -s 512M "$1"
+	for i in $(seq 0 2 511); do
+		head -c 1048576 /dev/urandom | dd of="$1" bs=1M seek="$i" conv=notrunc status=none
+	done
+}
+
+expect 'an image truncated in mid-copy, all data or sparse, cut behind or ahead of the copy: exit 1, a message naming the image, and the device left "writing"' '
+	for shape in random:1:1 random:2:1 spaced:1:384 spaced:2:384; do
+		IFS=: read -r kind threads cut_mib <<<"$shape"
+		if [ "$kind" = random ]; then rand "$tmp/cut" $((192 * 1048576)); else spaced "$tmp/cut"; fi
+		dg=$(sha "$tmp/cut"); d="$tmp/cut-dev"; rm -f "$d"; truncate -s $((513 * 1048576)) "$d"
 		# shellcheck disable=SC2086  # IMGDEV_WRAP is a command line
 		${IMGDEV_WRAP:-} "$IMGDEV" provision "$d" "$tmp/cut" --no-map --digest "sha256:$dg" \
 			--threads "$threads" --progress=json >"$tmp/cut.out" 2>"$tmp/cut.err" &
 		pid=$!
 		until grep -q bytes_done "$tmp/cut.err" || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-		truncate -s 1048576 "$tmp/cut"
+		truncate -s $((cut_mib * 1048576)) "$tmp/cut"
 		rc=0; wait "$pid" || rc=$?
 		err=$(grep -v bytes_done "$tmp/cut.err" || true)
 		assert_rc 1; assert_contains "$err" "$tmp/cut"
-		case "$err" in *"end of file"* | *"was truncated"*) ;;
+		case "$err" in *"end of file"* | *"was truncated"* | *"changed size"*) ;;
 			*) echo "unexpected message: $err"; exit 1 ;; esac
-		echo "threads $threads: $err"
+		echo "$shape: $err"
 		run_imgdev verify "$d"; assert_rc 1; assert_contains "$err" "writing"
 	done'
 
@@ -503,6 +520,19 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		dd if="$tmp/sec" of="$l" bs=512 seek=100 count=1 oflag=direct conv=notrunc status=none
 		run_imgdev verify "$l"; assert_rc 1; assert_contains "$err" "does not match"
 		losetup -d "$l"'
+
+	expect 'with --digest on loop devices of 512- and 4096-byte sectors: the mapped image written (O_DIRECT, or buffered) byte for byte' '
+		holey "$tmp/lholey"; n=$(stat -c %s "$tmp/lholey"); dg=$(sha "$tmp/lholey")
+		for b in 512 4096; do
+			# A whole number of sectors: the kernel cannot read a partial last one.
+			l=$(loopdev "lholey-back$b" $((($(room "$n") + b - 1) / b * b)) -b "$b")
+			run_imgdev provision "$l" "$tmp/lholey" --no-map --digest "sha256:$dg"; assert_rc 0
+			assert_eq "$out" written "sector size $b"
+			payload_is "$l" "$tmp/lholey"; payload_is "$tmp/lholey-back$b" "$tmp/lholey"
+			[ "$b" = 4096 ] || via_dev "$l" "$tmp/lholey"	# its reads are of 512 bytes
+			run_imgdev verify "$l"; assert_rc 0
+			losetup -d "$l"
+		done'
 
 	expect 'an image too big for a loop device fails with "too small" and writes nothing' '
 		rand "$tmp/lbig" 1048577
