@@ -65,7 +65,7 @@ int sig_refuse_foreign(struct imgdev_ctx *ctx, const struct bdev *bd)
 {
 	blkid_probe pr = blkid_new_probe();
 	char found[512];
-	int rc;
+	int rc, err;
 
 	if (!pr)
 		return ctx_error(ctx, ENOMEM, "out of memory");
@@ -74,16 +74,20 @@ int sig_refuse_foreign(struct imgdev_ctx *ctx, const struct bdev *bd)
 		return ctx_error(ctx, EIO, "%s: cannot probe for existing signatures", bd->path);
 	}
 	setup_probe(pr);
+	errno = 0;
 	while ((rc = blkid_do_probe(pr)) == 0) {
 		if (lookup(pr, "TYPE") || lookup(pr, "PTTYPE"))
 			break;
 	}
+	err = errno;	/* a failed read inside the probe leaves it set */
 	if (rc == 0) {
 		describe(pr, found, sizeof(found));
 		rc = ctx_error(ctx, EEXIST, "%s: contains %s; refusing to overwrite it; use --force",
 			       bd->path, found);
 	} else if (rc < 0) {
-		rc = ctx_error(ctx, EIO, "%s: probing for existing signatures failed", bd->path);
+		rc = ctx_error(ctx, EIO, "%s: probing for existing signatures failed (%s); without "
+			       "knowing what is there, imgdev does not write; use --force to write anyway",
+			       bd->path, err ? strerror(err) : "libblkid gave no reason");
 	} else {
 		rc = 0;
 	}

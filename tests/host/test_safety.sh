@@ -208,6 +208,18 @@ if [ "$root" = yes ]; then
 		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 1
 		assert_contains "$err" "too small"'
 
+	expect 'a device that cannot be probed (its last, partial 4K sector unreadable) is refused with the reason; --force writes' '
+		f=$tmp/partial4k; truncate -s $((16 * 1048576 + 1024)) "$f"
+		l=$(losetup -f --show --sector-size 4096 "$f")
+		before=$(sha256sum "$f")
+		run_imgdev provision "$l" "$tmp/img1" --no-map
+		if [ "$rc" = 0 ]; then losetup -d "$l"; echo "(this kernel reads the partial sector)"; exit 0; fi
+		assert_rc 1; assert_contains "$err" "probing for existing signatures failed (Input/output error)"
+		assert_contains "$err" "use --force"
+		assert_eq "$(sha256sum "$f")" "$before" "nothing written"
+		run_imgdev provision "$l" "$tmp/img1" --no-map --force; assert_rc 0
+		losetup -d "$l"'
+
 	expect 'a mounted device is reported as mounted, and not written' '
 		f=$tmp/mounted; truncate -s 64M "$f"; mkfs.ext4 -q -F "$f"
 		l=$(losetup -f --show "$f"); mkdir -p "$tmp/mnt"; mount "$l" "$tmp/mnt"
