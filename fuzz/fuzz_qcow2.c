@@ -3,7 +3,10 @@
  * memory. Open it (header, extensions, L1) and, when it opens, read the
  * first megabytes of the virtual disk chunk by chunk (L2 walking and
  * decompression; zero ranges through the callback the image source uses, its
- * contract checked), and count allocated clusters. Any input must fail
+ * contract checked), then read each chunk again as a mapped read does (runs
+ * of data to a place callback, no buffer at all: zeros and runs in order,
+ * inside the read and the file; a chunk that read fine fails here only for
+ * a compressed cluster), and count allocated clusters. Any input must fail
  * cleanly or succeed; never crash, hang or allocate without bound.
  */
 #include <errno.h>
@@ -30,9 +33,10 @@ static int mem_pread(void *arg, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* The zeros callback's contract: ranges non-empty, in order, inside the read. */
+/* The callbacks' contract: ranges non-empty, in order, inside the read. */
 struct zeros_check {
 	uint32_t len, last_to;
+	uint64_t file_size;	/* for placed runs */
 };
 
 static void check_zeros(void *arg, uint32_t from, uint32_t to)
@@ -42,6 +46,16 @@ static void check_zeros(void *arg, uint32_t from, uint32_t to)
 	if (from >= to || from < z->last_to || to > z->len)
 		abort();
 	z->last_to = to;
+}
+
+static int check_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
+{
+	struct zeros_check *z = arg;
+
+	check_zeros(z, at, at + len);
+	if (host > z->file_size || len > z->file_size - host)
+		abort();
+	return 0;
 }
 
 #define READ_LIMIT (8u * 1024 * 1024)
@@ -67,7 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct qcow2_out out = { .buf = buf, .zeros = off / CHUNK % 2 ? NULL : check_zeros,
 					 .arg = &z };
 
-		if (qcow2_read(&q, &out, off, len, err, sizeof(err)) < 0)
+		struct zeros_check zp = { .len = len, .file_size = size };
+		struct qcow2_out placed = { .zeros = check_zeros, .place = check_place, .arg = &zp };
+		int rc = qcow2_read(&q, &out, off, len, err, sizeof(err));
+		int prc = qcow2_read(&q, &placed, off, len, err, sizeof(err));
+
+		if (rc == 0 && prc < 0 && prc != -EXDEV)
+			abort();
+		if (rc < 0)
 			break;
 	}
 	free(buf);
