@@ -42,7 +42,8 @@ struct imgsrc {
 	bool identity_is_payload;
 	/*
 	 * The caller allows read_chunk to map the image's pages into chunks
-	 * rather than copy them (raw images): a truncation or a read failure
+	 * rather than copy them (raw data, qcow2's uncompressed clusters): a
+	 * truncation or a read failure
 	 * of the image while a chunk is in flight then raises SIGBUS.
 	 */
 	bool map_chunks;
