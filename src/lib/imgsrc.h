@@ -43,8 +43,8 @@ struct imgsrc {
 	/*
 	 * The caller allows read_chunk to map the image's pages into chunks
 	 * rather than copy them (raw data, qcow2's uncompressed clusters): a
-	 * truncation or a read failure
-	 * of the image while a chunk is in flight then raises SIGBUS.
+	 * truncation or a read failure of the image while a chunk is in
+	 * flight then raises SIGBUS.
 	 */
 	bool map_chunks;
 	int fd;				/* the file as given */
