@@ -78,6 +78,18 @@ static void cluster_text(uint8_t *buf, size_t len, int i)
 		buf[j] = (uint8_t)('a' + (j * 7 + j / 97 + (size_t)i * 3) % 26);
 }
 
+/* A v2 header, VSIZE virtual bytes, one L1 entry at CSIZE naming the L2 table at 2 * CSIZE. */
+static void put_layout(uint8_t *bytes)
+{
+	put_be32(bytes, QCOW2_MAGIC);
+	put_be32(bytes + 4, 2);
+	put_be32(bytes + 20, CBITS);
+	put_be64(bytes + 24, VSIZE);
+	put_be32(bytes + 36, 1);		/* l1_size */
+	put_be64(bytes + 40, CSIZE);		/* l1_table_offset */
+	put_be64(bytes + CSIZE, 2 * (uint64_t)CSIZE);
+}
+
 /*
  * A v2 image: clusters 0, 2 and 3 compressed, cluster 1 unallocated.
  * Cluster 0's stream inflates to CSIZE + delta bytes (delta may be < 0).
@@ -90,13 +102,7 @@ static struct image build_image(int delta)
 
 	im.bytes = calloc(1, im.size);
 	assert_true(im.bytes && plain);
-	put_be32(im.bytes, QCOW2_MAGIC);
-	put_be32(im.bytes + 4, 2);
-	put_be32(im.bytes + 20, CBITS);
-	put_be64(im.bytes + 24, VSIZE);
-	put_be32(im.bytes + 36, 1);		/* l1_size */
-	put_be64(im.bytes + 40, CSIZE);		/* l1_table_offset */
-	put_be64(im.bytes + CSIZE, 2 * (uint64_t)CSIZE);
+	put_layout(im.bytes);
 	for (int i = 0; i <= 3; i += 1 + (i == 0)) {
 		size_t plain_len = i == 0 ? (size_t)((int)CSIZE + delta) : CSIZE;
 		size_t clen, nsec;
@@ -249,13 +255,7 @@ static struct image build_plain_image(void)
 
 	im.bytes = calloc(1, im.size);
 	assert_non_null(im.bytes);
-	put_be32(im.bytes, QCOW2_MAGIC);
-	put_be32(im.bytes + 4, 2);
-	put_be32(im.bytes + 20, CBITS);
-	put_be64(im.bytes + 24, VSIZE);
-	put_be32(im.bytes + 36, 1);
-	put_be64(im.bytes + 40, CSIZE);
-	put_be64(im.bytes + CSIZE, 2 * (uint64_t)CSIZE);
+	put_layout(im.bytes);
 	for (int k = 0; k < 3; k++) {
 		uint64_t host = DATA_AT + (uint64_t)k * CSIZE;
 
