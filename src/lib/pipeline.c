@@ -2,8 +2,10 @@
  * The chunk pipeline (see pipeline.h). Chunk i lives in slot i % nslots;
  * a worker may claim chunk i only once chunk i - nslots has been folded,
  * which bounds memory to nslots buffers whatever the payload size. Workers
- * write their error into the chunk; the folding thread sees errors in
- * order, stops the run and reports the first.
+ * fill and hash chunks; writers (when the job writes) take hashed chunks,
+ * lowest first, and wait out the synchronous writes, so a worker's CPU
+ * never idles behind the device. Both record an error in the chunk; the
+ * folding thread sees errors in order, stops the run and reports the first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,9 +20,11 @@
 #include "sha256mb.h"
 
 #define MAX_WORKERS 8
-#define MAX_SLOTS 8
+#define WRITERS 4		/* writes in flight */
+#define MAX_SLOTS 16
 
-enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
+/* A slot's chunk: free, being filled and hashed, waiting for or in its write, done. */
+enum { SLOT_FREE, SLOT_BUSY, SLOT_HASHED, SLOT_WRITING, SLOT_DONE };
 
 struct pipeline {
 	const struct pipeline_job *job;
@@ -31,7 +35,8 @@ struct pipeline {
 	uint64_t nchunks;
 	uint64_t next_claim;
 	uint64_t next_fold;
-	bool stop;
+	bool stop;		/* no more claims: the run failed or is over */
+	bool folded;		/* the folder is done: writers leave */
 	EVP_MD *sha256;		/* of the content hash */
 	enum sha256mb_impl impl;	/* of the block digests */
 	uint8_t zero_digest[IMGDEV_HASH_SIZE];	/* of one whole zero block */
@@ -124,6 +129,16 @@ static struct chunk *claim(struct pipeline *pl)
 	return c;
 }
 
+/* Under the lock: record the chunk's outcome and move it on to state. */
+static void finish_locked(struct pipeline *pl, struct chunk *c, int rc, int state)
+{
+	c->err = rc;
+	c->state = rc < 0 ? SLOT_DONE : state;
+	if (rc < 0)
+		pl->stop = true;	/* no new claims; the folder reports it */
+	pthread_cond_broadcast(&pl->changed);
+}
+
 static void *worker(void *arg)
 {
 	struct pipeline *pl = arg;
@@ -135,16 +150,54 @@ static void *worker(void *arg)
 
 		if (rc == 0)
 			rc = chunk_hash(pl, c);
-		if (rc == 0 && job->write_fn)
-			rc = job->write_fn(job->arg, c);
 		pthread_mutex_lock(&pl->lock);
-		c->err = rc;
-		c->state = SLOT_DONE;
-		if (rc < 0)
-			pl->stop = true;	/* no new claims; the folder reports it */
-		pthread_cond_broadcast(&pl->changed);
+		finish_locked(pl, c, rc, job->write_fn ? SLOT_HASHED : SLOT_DONE);
 		pthread_mutex_unlock(&pl->lock);
 	}
+	return NULL;
+}
+
+/* Under the lock: the hashed chunk nearest the fold, or NULL. */
+static struct chunk *next_hashed_locked(struct pipeline *pl)
+{
+	struct chunk *best = NULL;
+
+	for (unsigned int i = 0; i < pl->nslots; i++) {
+		struct chunk *c = &pl->slots[i];
+
+		if (c->state == SLOT_HASHED && (!best || c->index < best->index))
+			best = c;
+	}
+	return best;
+}
+
+/*
+ * Write hashed chunks until the folder is done. After a failure they go on:
+ * the folder still waits for every chunk before the failed one.
+ */
+static void *writer(void *arg)
+{
+	struct pipeline *pl = arg;
+	const struct pipeline_job *job = pl->job;
+
+	pthread_mutex_lock(&pl->lock);
+	for (;;) {
+		struct chunk *c = next_hashed_locked(pl);
+		int rc;
+
+		if (pl->folded)
+			break;
+		if (!c) {
+			pthread_cond_wait(&pl->changed, &pl->lock);
+			continue;
+		}
+		c->state = SLOT_WRITING;
+		pthread_mutex_unlock(&pl->lock);
+		rc = job->write_fn(job->arg, c);
+		pthread_mutex_lock(&pl->lock);
+		finish_locked(pl, c, rc, SLOT_DONE);
+	}
+	pthread_mutex_unlock(&pl->lock);
 	return NULL;
 }
 
@@ -232,15 +285,15 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 }
 
 /*
- * Two workers per CPU: a worker waits out each read and each (synchronous,
- * O_DIRECT) write, and the second one keeps the CPU busy meanwhile (on the
- * benchmark's VM-shaped and random images, 5-13 % faster than one per CPU;
- * three per CPU gained nothing more). But an identity hash computed in
- * order beside the copy is the critical path: on the folding thread (a raw
- * image's), one fewer worker than CPUs, to leave it a CPU; on the caller's
- * own thread (a qcow2 or compressed file's, shorter than the payload when
- * compressed), one per CPU, which measured best between hashing-bound and
- * decompression-bound images.
+ * Workers fill and hash: CPU work, so one per CPU, since the writers wait
+ * out the writes (more workers only take CPU from the device's own kernel
+ * worker, a loop device's, on the critical path: measured slower). Without
+ * writes (verify), the workers' reads wait on the device: two per CPU.
+ * An identity hash computed in order beside the copy is the critical path:
+ * on the folding thread (a raw image's), one fewer worker than CPUs, to
+ * leave it a CPU; on the caller's own thread (a qcow2 or compressed
+ * file's, shorter than the payload when compressed), one per CPU, which
+ * measured best between hashing-bound and decompression-bound images.
  */
 static unsigned int worker_count(const struct pipeline_job *job)
 {
@@ -251,17 +304,21 @@ static unsigned int worker_count(const struct pipeline_job *job)
 		n = job->workers;
 	else if (job->identity)
 		n = n > 1 ? n - 1 : 1;
-	else if (!job->hash_beside)
-		n = 2 * n < MAX_SLOTS - 2 ? 2 * n : MAX_SLOTS - 2;	/* slots to spare */
-
+	else if (!job->write_fn)
+		n = 2 * n;
 	return n > MAX_WORKERS ? MAX_WORKERS : n;
 }
 
-static int pipeline_setup(struct pipeline *pl, unsigned int nworkers)
+/*
+ * Two slots per thread: each thread holds one, and the writes finish out of
+ * order while the fold frees slots in order; with fewer (one slot per
+ * thread and two to spare), vm-qcow2 took 3-5 % longer.
+ */
+static int pipeline_setup(struct pipeline *pl, unsigned int nthreads)
 {
 	pthread_mutex_init(&pl->lock, NULL);
 	pthread_cond_init(&pl->changed, NULL);
-	pl->nslots = 2 * nworkers + 2 > MAX_SLOTS ? MAX_SLOTS : 2 * nworkers + 2;
+	pl->nslots = 2 * nthreads > MAX_SLOTS ? MAX_SLOTS : 2 * nthreads;
 	pl->nchunks = (pl->job->size + CHUNK_SIZE - 1) / CHUNK_SIZE;
 	pl->slots = calloc(pl->nslots, sizeof(*pl->slots));
 	pl->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -286,15 +343,30 @@ static void pipeline_teardown(struct pipeline *pl)
 	pthread_cond_destroy(&pl->changed);
 }
 
+/* Start n more threads running fn, counted in *started; 0 or the error (in ctx). */
+static int start_threads(struct imgdev_ctx *ctx, struct pipeline *pl, pthread_t *threads,
+			 unsigned int *started, unsigned int n, void *(*fn)(void *))
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int err = pthread_create(&threads[*started], NULL, fn, pl);
+
+		if (err)
+			return ctx_error(ctx, err, "cannot start a worker thread: %s", strerror(err));
+		++*started;
+	}
+	return 0;
+}
+
 int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 		 uint8_t content_hash[IMGDEV_HASH_SIZE])
 {
 	struct pipeline pl = { .job = job };
-	unsigned int nworkers = worker_count(job), started = 0;
-	pthread_t threads[MAX_WORKERS];
+	unsigned int nworkers = worker_count(job), nwriters = job->write_fn ? WRITERS : 0;
+	unsigned int started = 0;
+	pthread_t threads[MAX_WORKERS + WRITERS];
 	EVP_MD_CTX *content = EVP_MD_CTX_new();
 	unsigned int dlen = 0;
-	int rc = pipeline_setup(&pl, nworkers);
+	int rc = pipeline_setup(&pl, nworkers + nwriters);
 
 	if (rc == 0 && (!content || !EVP_DigestInit_ex(content, pl.sha256, NULL)))
 		rc = -ENOMEM;
@@ -302,17 +374,14 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 		rc = ctx_error(ctx, ENOMEM, "cannot set up the copy: out of memory");
 		goto out;
 	}
-	for (; started < nworkers; started++) {
-		rc = -pthread_create(&threads[started], NULL, worker, &pl);
-		if (rc < 0) {
-			ctx_error(ctx, -rc, "cannot start a worker thread: %s", strerror(-rc));
-			break;
-		}
-	}
+	rc = start_threads(ctx, &pl, threads, &started, nwriters, writer);
+	if (rc == 0)
+		rc = start_threads(ctx, &pl, threads, &started, nworkers, worker);
 	if (rc == 0)
 		rc = fold_all(&pl, ctx, content);
 	pthread_mutex_lock(&pl.lock);
 	pl.stop = true;
+	pl.folded = true;
 	pthread_cond_broadcast(&pl.changed);
 	pthread_mutex_unlock(&pl.lock);
 	for (unsigned int i = 0; i < started; i++)

@@ -26,7 +26,9 @@
 struct memsrc {
 	const uint8_t *data;
 	uint64_t size;
-	uint64_t fail_at;		/* chunk index that fails, or UINT64_MAX */
+	uint64_t fail_at;		/* chunk index whose read fails, or UINT64_MAX */
+	uint64_t write_fail_at;		/* chunk index whose write fails (not 0) */
+	uint64_t chunks_written;
 	uint64_t zero_blocks;		/* counted by write_fn */
 	uint64_t bytes_seen;
 };
@@ -73,6 +75,11 @@ static int mem_write(void *arg, struct chunk *c)
 {
 	struct memsrc *m = arg;
 
+	if (m->write_fail_at && c->index == m->write_fail_at)
+		return chunk_error(c, ENOSPC, "write of chunk %llu failed",
+				   (unsigned long long)c->index);
+	if (m->write_fail_at && c->index < m->write_fail_at)
+		__atomic_fetch_add(&m->chunks_written, 1, __ATOMIC_RELAXED);
 	for (uint32_t b = 0; b * CONTENT_BLOCK_SIZE < c->len; b++)
 		if (c->zero[b])
 			__atomic_fetch_add(&m->zero_blocks, 1, __ATOMIC_RELAXED);
@@ -200,6 +207,29 @@ static void test_first_error_is_reported(void **state)
 	assert_string_equal(imgdev_ctx_last_error(ctx), "chunk 5 failed");
 	/* It stopped: not every chunk was written. */
 	assert_true(m.bytes_seen < size);
+	imgdev_ctx_free(ctx);
+	free(data);
+}
+
+/*
+ * A write that fails (in a writer thread) is reported before a later
+ * chunk's read error, and every chunk before it was written first.
+ */
+static void test_write_error_is_reported_in_order(void **state)
+{
+	struct imgdev_ctx *ctx;
+	uint64_t size = 20 * (uint64_t)CHUNK_SIZE;
+	uint8_t *data = make_payload(size);
+	struct memsrc m = { .data = data, .size = size, .fail_at = 9, .write_fail_at = 3 };
+	struct pipeline_job job = { .size = size, .workers = 3, .read_fn = mem_read,
+				    .write_fn = mem_write, .arg = &m };
+	uint8_t got[32];
+
+	(void)state;
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(pipeline_run(ctx, &job, got), -ENOSPC);
+	assert_string_equal(imgdev_ctx_last_error(ctx), "write of chunk 3 failed");
+	assert_true(m.chunks_written == 3);
 	imgdev_ctx_free(ctx);
 	free(data);
 }
@@ -381,6 +411,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_matches_definition),
 		cmocka_unit_test(test_first_error_is_reported),
+		cmocka_unit_test(test_write_error_is_reported_in_order),
 		cmocka_unit_test(test_chunk_zero_range),
 		cmocka_unit_test(test_buf_is_zero),
 		cmocka_unit_test(test_mapped_chunks_hash_like_copied),
