@@ -180,8 +180,10 @@ struct imgdev_provision_opts {
 	uint8_t digest[IMGDEV_HASH_SIZE];
 	bool no_map;			/* write and commit, but do not map */
 	bool force;			/* write over foreign signatures */
-	unsigned int threads;		/* worker threads; 0: two per CPU, fewer
-					   when imgdev hashes the image itself */
+	unsigned int threads;		/* threads reading and hashing the image
+					   (four more wait on the writes); 0: one
+					   per CPU, one fewer when imgdev hashes a
+					   raw image itself */
 	imgdev_progress_fn progress;
 	void *progress_data;
 	/*
@@ -234,7 +236,7 @@ struct imgdev_verify_result {
  * Re-read the payload of device and check it against its commit record.
  * Returns 0 on a match; -EBADMSG when the payload differs; -ENODATA when
  * there is no complete commit record to check against; or -errno.
- * threads: worker threads, 0 for two per CPU.
+ * threads: threads reading and hashing, 0 for two per CPU.
  */
 int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threads,
 		  imgdev_progress_fn progress, void *progress_data,

@@ -1,10 +1,11 @@
 /*
  * The parallel chunk pipeline behind provision and verify. Worker threads
- * take chunks (4 MiB) of a payload, have them filled (read_fn), hash each
- * 64 KiB block (all-zero blocks take a precomputed digest, unhashed), and
- * hand them to write_fn; the calling thread folds the block digests in order
- * into the content hash and, optionally, feeds the bytes in order to an
- * identity hash. Memory is bounded: a fixed ring of chunk buffers.
+ * take chunks (4 MiB) of a payload, have them filled (read_fn) and hash
+ * each 64 KiB block (all-zero blocks take a precomputed digest, unhashed);
+ * writer threads hand each filled chunk to write_fn meanwhile. The calling
+ * thread folds the block digests in order into the content hash and,
+ * optionally, feeds the bytes in order to an identity hash. Memory is
+ * bounded: a fixed ring of chunk buffers.
  */
 #ifndef IMGDEV_PIPELINE_H
 #define IMGDEV_PIPELINE_H
@@ -42,13 +43,18 @@ struct chunk {
 	uint8_t digest[CHUNK_BLOCKS][IMGDEV_HASH_SIZE];
 	/* internal */
 	int state;
-	int err;
+	bool hashed;		/* every block's digest is in */
+	int hash_err;		/* how hashing its blocks failed */
+	int err;		/* how filling or writing it failed */
 	char msg[512];		/* the error's message, set with chunk_error() */
 };
 
 /*
  * Fill c->buf[0..c->len) (or set c->all_zero), or write the chunk out.
- * Runs in a worker thread: report failure with return chunk_error(c, ...).
+ * Runs in a worker or a writer thread: report failure with return
+ * chunk_error(c, ...). A write may run while the chunk's blocks are being
+ * hashed: it must not change the chunk's bytes (the padding past c->len in
+ * buf is its to use).
  */
 typedef int (*chunk_fn)(void *arg, struct chunk *c);
 /* Progress: bytes of the payload done so far, of total. */
@@ -56,7 +62,7 @@ typedef void (*progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 struct pipeline_job {
 	uint64_t size;			/* payload bytes */
-	unsigned int workers;		/* 0: chosen from the CPUs (worker_count) */
+	unsigned int workers;		/* filling and hashing; 0: from the CPUs (worker_count) */
 	chunk_fn read_fn;
 	chunk_fn write_fn;		/* NULL to only hash */
 	/* NULL, or called once the chunk is folded and its bytes unmapped. */

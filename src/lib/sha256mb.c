@@ -58,6 +58,11 @@ enum sha256mb_impl sha256mb_best(void)
 	return SHA256MB_OPENSSL;
 }
 
+unsigned int sha256mb_lanes(enum sha256mb_impl impl)
+{
+	return impl == SHA256MB_AVX512 ? 16 : impl == SHA256MB_AVX2 ? 8 : 1;
+}
+
 const char *sha256mb_name(enum sha256mb_impl impl)
 {
 	static const char *const names[SHA256MB_NIMPL] = { "openssl", "avx2", "avx512" };
@@ -94,7 +99,7 @@ static int hash_each_openssl(const uint8_t *const msgs[], size_t n, size_t len,
 int sha256mb_hash(enum sha256mb_impl impl, const uint8_t *const msgs[], size_t n,
 		  size_t len, uint8_t (*digests)[SHA256MB_DIGEST])
 {
-	size_t lanes = impl == SHA256MB_AVX512 ? 16 : 8, rest = n % lanes;
+	size_t lanes = sha256mb_lanes(impl), rest = n % lanes;
 
 	if (impl == SHA256MB_OPENSSL || !IMGDEV_SHA256MB_X86)
 		return hash_each_openssl(msgs, n, len, digests);

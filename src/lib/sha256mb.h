@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define SHA256MB_DIGEST 32
+#define SHA256MB_MAX_LANES 16
 
 enum sha256mb_impl {
 	SHA256MB_OPENSSL,	/* one message at a time */
@@ -27,6 +28,9 @@ bool sha256mb_supported(enum sha256mb_impl impl);
 
 /* The fastest implementation this CPU runs. */
 enum sha256mb_impl sha256mb_best(void);
+
+/* How many messages impl hashes at once: 16, 8, or 1 (OpenSSL). */
+unsigned int sha256mb_lanes(enum sha256mb_impl impl);
 
 /* "openssl", "avx2" or "avx512". */
 const char *sha256mb_name(enum sha256mb_impl impl);
