@@ -221,6 +221,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 				    .release_fn = source_release_chunk, .arg = &sink, .progress = opts->progress,
 				    .progress_arg = opts->progress_data };
 	struct file_hasher fh = { 0 };
+	/* The image hash: given, or the payload's (in order, by the pipeline), or the file's. */
+	bool hash_file = !opts->has_digest && !src->identity_is_payload;
 	unsigned int dlen = 0;
 	int rc = 0, hrc;
 
@@ -237,8 +239,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	sink.direct_fd = open_direct(bd, O_RDWR);
 	rc = write_commit(ctx, bd, NULL, &rec);
-	job.hash_beside = !opts->has_digest && !src->identity_is_payload;
-	if (rc == 0 && job.hash_beside)
+	if (rc == 0 && hash_file)
 		rc = file_hasher_start(ctx, &fh, src);
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec.content_hash);
@@ -247,7 +248,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 		rc = hrc;
 	if (rc == 0)
 		rc = imgsrc_check_unchanged(ctx, src);
-	if (rc == 0 && !opts->has_digest && !src->identity_is_payload)
+	if (rc == 0 && hash_file)
 		memcpy(rec.target_hash, fh.hash, IMGDEV_HASH_SIZE);
 	if (rc == 0 && (fdatasync(bd->fd) < 0 || (sink.direct_fd >= 0 && fdatasync(sink.direct_fd) < 0)))
 		rc = ctx_error(ctx, errno, "%s: flushing the payload failed: %s", bd->path,

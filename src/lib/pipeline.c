@@ -410,11 +410,11 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
  * out the writes (more workers only take CPU from the device's own kernel
  * worker, a loop device's, on the critical path: measured slower). Without
  * writes (verify), the workers' reads wait on the device: two per CPU.
- * An identity hash computed in order beside the copy is the critical path:
- * on the folding thread (a raw image's), one fewer worker than CPUs, to
- * leave it a CPU; on the caller's own thread (a qcow2 or compressed
- * file's, shorter than the payload when compressed), one per CPU, which
- * measured best between hashing-bound and decompression-bound images.
+ * An identity hash computed in order on the folding thread (a raw image's,
+ * without a digest) is the critical path: one fewer worker than CPUs, to
+ * leave it a CPU. (A qcow2 or compressed file's hash, on a thread of the
+ * caller's, is shorter than the payload when compressed: one per CPU
+ * measured best there, between hashing-bound and decompression-bound.)
  */
 static unsigned int worker_count(const struct pipeline_job *job)
 {
@@ -448,7 +448,7 @@ static int pipeline_setup(struct pipeline *pl, unsigned int nthreads)
 	for (unsigned int i = 0; i < pl->nslots; i++)
 		if (posix_memalign((void **)&pl->slots[i].buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD))
 			return -ENOMEM;
-	pl->impl = sha256mb_best();
+	pl->impl = pl->job->use_impl ? pl->job->impl : sha256mb_best();
 	return sha256mb_hash(pl->impl, &zeros_start, 1, CONTENT_BLOCK_SIZE, &pl->zero_digest);
 }
 
@@ -472,7 +472,7 @@ static int start_threads(struct imgdev_ctx *ctx, struct pipeline *pl, pthread_t 
 		int err = pthread_create(&threads[*started], NULL, fn, pl);
 
 		if (err)
-			return ctx_error(ctx, err, "cannot start a worker thread: %s", strerror(err));
+			return ctx_error(ctx, err, "cannot start a thread: %s", strerror(err));
 		++*started;
 	}
 	return 0;

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "header.h"
+#include "sha256mb.h"
 
 #define CHUNK_SIZE (4u * 1024 * 1024)
 #define CHUNK_BLOCKS (CHUNK_SIZE / CONTENT_BLOCK_SIZE)
@@ -69,7 +70,9 @@ struct pipeline_job {
 	void (*release_fn)(void *arg, const struct chunk *c);
 	void *arg;
 	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
-	bool hash_beside;		/* the caller hashes on a thread of its own */
+	/* Tests: hash with this implementation (sha256mb.h) instead of the best. */
+	bool use_impl;
+	enum sha256mb_impl impl;
 	progress_fn progress;
 	void *progress_arg;
 };
@@ -77,7 +80,8 @@ struct pipeline_job {
 /*
  * Run the job. On success fills content_hash (SHA-256 over the block
  * digests, in order) and returns 0; else returns the first chunk error
- * (the message is in ctx) and stops the other workers promptly.
+ * (the message is in ctx): no chunk is claimed after a failure, though the
+ * chunks already filled are still written.
  */
 int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 		 uint8_t content_hash[IMGDEV_HASH_SIZE]);

@@ -24,6 +24,7 @@
 
 #include "imgdev.h"
 #include "pipeline.h"
+#include "sha256mb.h"
 
 struct memsrc {
 	const uint8_t *data;
@@ -197,11 +198,32 @@ static void test_hash_matches_definition(void **state)
 }
 
 /*
+ * run_and_check with each vector implementation this CPU runs (the ones
+ * that hash several blocks at once, so blocks are carried from chunk to
+ * chunk); returns how many ran.
+ */
+static unsigned int run_each_vector_impl(struct pipeline_job *job, const uint8_t *data)
+{
+	unsigned int runs = 0;
+
+	for (int i = 0; i < SHA256MB_NIMPL; i++) {
+		if (sha256mb_lanes(i) < 2 || !sha256mb_supported(i))
+			continue;
+		job->use_impl = true;
+		job->impl = i;
+		run_and_check(job, data);
+		runs++;
+	}
+	job->use_impl = false;
+	return runs;
+}
+
+/*
  * Slow writes keep every slot full, so a worker that carries a chunk's last
  * blocks (struct carry in pipeline.c) keeps finding no slot free and hashes
- * them alone (dozens of times in this test) instead of waiting, as the
- * folder may be waiting for that chunk. The hashes must match the definition
- * on that path and on the path where they join the next chunk's.
+ * them alone instead of waiting, as the folder may be waiting for that
+ * chunk. The hashes must match the definition on that path and on the path
+ * where they join the next chunk's.
  */
 static void test_full_window_with_carried_blocks(void **state)
 {
@@ -211,16 +233,45 @@ static void test_full_window_with_carried_blocks(void **state)
 			    .write_delay_us = 3000 };
 	struct pipeline_job job = { .size = size, .workers = 1, .read_fn = mem_read,
 				    .write_fn = mem_write, .arg = &m };
+	unsigned int runs;
 
 	(void)state;
 	/* Chunks of 63 data blocks: every one leaves blocks short of a group. */
 	for (uint64_t i = 0; i < 40; i++)
 		memset(data + i * CHUNK_SIZE + 7 * CONTENT_BLOCK_SIZE, 0, CONTENT_BLOCK_SIZE);
-	run_and_check(&job, data);
-	job.identity = NULL;
+	runs = run_each_vector_impl(&job, data);
 	job.workers = 2;
-	run_and_check(&job, data);
-	assert_true(m.bytes_seen == 2 * size);
+	runs += run_each_vector_impl(&job, data);
+	assert_true(m.bytes_seen == runs * size);
+	free(data);
+}
+
+/*
+ * Chunks of 3 and of 5 data blocks in turn, and chunks of none: blocks join
+ * a carry that is not empty without making a group, several chunks' blocks
+ * wait together, and a chunk with nothing to hash passes a carry by; with
+ * writes and without (as verify).
+ */
+static void test_small_chunks_join_the_carry(void **state)
+{
+	uint64_t size = 14 * (uint64_t)CHUNK_SIZE + 5;
+	uint8_t *data = make_payload(size);
+	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
+	struct pipeline_job job = { .size = size, .workers = 1, .read_fn = mem_read,
+				    .write_fn = mem_write, .arg = &m };
+
+	(void)state;
+	for (uint64_t i = 0; i < 14; i++) {
+		uint64_t keep = i % 7 == 6 ? 0 : i % 2 ? 5 : 3;
+
+		memset(data + i * CHUNK_SIZE + keep * CONTENT_BLOCK_SIZE, 0,
+		       CHUNK_SIZE - keep * CONTENT_BLOCK_SIZE);
+	}
+	run_each_vector_impl(&job, data);
+	job.write_fn = NULL;
+	run_each_vector_impl(&job, data);
+	job.workers = 3;
+	run_each_vector_impl(&job, data);
 	free(data);
 }
 
@@ -444,6 +495,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_matches_definition),
 		cmocka_unit_test(test_full_window_with_carried_blocks),
+		cmocka_unit_test(test_small_chunks_join_the_carry),
 		cmocka_unit_test(test_first_error_is_reported),
 		cmocka_unit_test(test_write_error_is_reported_in_order),
 		cmocka_unit_test(test_chunk_zero_range),
