@@ -111,7 +111,10 @@ static int chunk_classify(struct pipeline *pl, struct chunk *c)
  * chunk's. Hashing each chunk's blocks alone left a group part-empty in
  * every chunk with holes: 13-16 % of the lanes on the benchmark's
  * VM-shaped image. The chunks are written meanwhile; each is done once
- * its blocks are hashed too.
+ * its blocks are hashed too. So a carry can hold the fold back, but only
+ * until the worker finds no free slot (it then hashes what it carries):
+ * flushing whenever the folder reached a carried chunk would undo most of
+ * the gain, as the folder keeps close behind the workers.
  */
 struct carry {
 	uint32_t nblocks, nchunks;
