@@ -110,11 +110,11 @@ static int chunk_classify(struct pipeline *pl, struct chunk *c)
  * group, from the chunks it filled last, hashed together with the next
  * chunk's. Hashing each chunk's blocks alone left a group part-empty in
  * every chunk with holes: 13-16 % of the lanes on the benchmark's
- * VM-shaped image. The chunks are written meanwhile; each is done once
- * its blocks are hashed too; the worker hashes what it carries as it is
- * when the folder has reached the oldest of them, so that the fold (the
- * progress, the release of the image's pages) does not lag (on vm-qcow2
- * within the noise: -1 % and +2 % in two A/Bs of 15 runs), or when no
+ * VM-shaped image. The chunks are written meanwhile, and each is done
+ * once its blocks are hashed too. The worker hashes what it carries as it
+ * is when the folder reaches the oldest of those chunks, so that the fold
+ * (progress, the release of the image's pages) does not lag (on vm-qcow2
+ * within the noise: -1 % and +2 % in two A/Bs of 15 runs), and when no
  * slot is free.
  */
 struct carry {
