@@ -233,18 +233,25 @@ static struct chunk *claim(struct pipeline *pl, const struct carry *k)
 	return c;
 }
 
-/* The chunk is filled (0), to be written, or it failed (done, and the run stops). */
+/*
+ * Under the lock: filling or writing the chunk ended with rc. On success it
+ * moves on to state; a failure is done at once (reported whether hashed or
+ * not), and the run stops: no new claims; the folder reports it.
+ */
+static void step_locked(struct pipeline *pl, struct chunk *c, int rc, int state)
+{
+	c->err = rc;
+	c->state = rc < 0 ? SLOT_DONE : state;
+	if (rc < 0)
+		pl->stop = true;
+	settle_locked(pl, c);
+}
+
+/* The chunk is filled (0), to be written, or it failed. */
 static void filled(struct pipeline *pl, struct chunk *c, int rc)
 {
 	pthread_mutex_lock(&pl->lock);
-	c->err = rc;
-	if (rc < 0) {
-		c->state = SLOT_DONE;
-		pl->stop = true;	/* no new claims; the folder reports it */
-	} else {
-		c->state = pl->job->write_fn ? SLOT_FILLED : SLOT_WRITTEN;
-	}
-	pthread_cond_broadcast(&pl->changed);
+	step_locked(pl, c, rc, pl->job->write_fn ? SLOT_FILLED : SLOT_WRITTEN);
 	pthread_mutex_unlock(&pl->lock);
 }
 
@@ -314,13 +321,7 @@ static void *writer(void *arg)
 		pthread_mutex_unlock(&pl->lock);
 		rc = job->write_fn(job->arg, c);
 		pthread_mutex_lock(&pl->lock);
-		c->err = rc;
-		c->state = SLOT_WRITTEN;
-		if (rc < 0) {
-			c->state = SLOT_DONE;	/* reported now, hashed or not */
-			pl->stop = true;
-		}
-		settle_locked(pl, c);
+		step_locked(pl, c, rc, SLOT_WRITTEN);
 	}
 	pthread_mutex_unlock(&pl->lock);
 	return NULL;

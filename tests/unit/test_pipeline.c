@@ -275,23 +275,31 @@ static void test_small_chunks_join_the_carry(void **state)
 	free(data);
 }
 
-static void test_first_error_is_reported(void **state)
+/* Run over m's payload with workers; the run fails with want_rc and want_msg. */
+static void run_expecting_error(struct memsrc *m, unsigned int workers, int want_rc,
+				const char *want_msg)
 {
 	struct imgdev_ctx *ctx;
+	struct pipeline_job job = { .size = m->size, .workers = workers, .read_fn = mem_read,
+				    .write_fn = mem_write, .arg = m };
+	uint8_t got[32];
+
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(pipeline_run(ctx, &job, got), want_rc);
+	assert_string_equal(imgdev_ctx_last_error(ctx), want_msg);
+	imgdev_ctx_free(ctx);
+}
+
+static void test_first_error_is_reported(void **state)
+{
 	uint64_t size = 20 * (uint64_t)CHUNK_SIZE;
 	uint8_t *data = make_payload(size);
 	struct memsrc m = { .data = data, .size = size, .fail_at = 5 };
-	struct pipeline_job job = { .size = size, .workers = 2, .read_fn = mem_read,
-				    .write_fn = mem_write, .arg = &m };
-	uint8_t got[32];
 
 	(void)state;
-	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(pipeline_run(ctx, &job, got), -EIO);
-	assert_string_equal(imgdev_ctx_last_error(ctx), "chunk 5 failed");
+	run_expecting_error(&m, 2, -EIO, "chunk 5 failed");
 	/* It stopped: not every chunk was written. */
 	assert_true(m.bytes_seen < size);
-	imgdev_ctx_free(ctx);
 	free(data);
 }
 
@@ -301,20 +309,13 @@ static void test_first_error_is_reported(void **state)
  */
 static void test_write_error_is_reported_in_order(void **state)
 {
-	struct imgdev_ctx *ctx;
 	uint64_t size = 20 * (uint64_t)CHUNK_SIZE;
 	uint8_t *data = make_payload(size);
 	struct memsrc m = { .data = data, .size = size, .fail_at = 9, .write_fail_at = 3 };
-	struct pipeline_job job = { .size = size, .workers = 3, .read_fn = mem_read,
-				    .write_fn = mem_write, .arg = &m };
-	uint8_t got[32];
 
 	(void)state;
-	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(pipeline_run(ctx, &job, got), -ENOSPC);
-	assert_string_equal(imgdev_ctx_last_error(ctx), "write of chunk 3 failed");
+	run_expecting_error(&m, 3, -ENOSPC, "write of chunk 3 failed");
 	assert_true(m.chunks_written == 3);
-	imgdev_ctx_free(ctx);
 	free(data);
 }
 
