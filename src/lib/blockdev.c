@@ -253,19 +253,25 @@ static int write_zeros(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len)
+int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len, bool *offloaded)
 {
+	bool dummy;
+
+	offloaded = offloaded ? offloaded : &dummy;
+	*offloaded = true;
 	if (bd->is_block) {
 		uint64_t range[2] = { off, (len + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1) };
 
 		/*
 		 * On a block device, PUNCH_HOLE is "write zeroes, unmapping allowed,
 		 * no fallback": reads return zeros, and thin or file-backed devices
-		 * free the space instead of writing it. Else BLKZEROOUT.
+		 * free the space instead of writing it. Else BLKZEROOUT, which
+		 * then falls back to sending zero pages.
 		 */
 		if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)range[0],
 			      (off_t)range[1]) == 0)
 			return 0;
+		*offloaded = false;
 		if (ioctl(bd->fd, BLKZEROOUT, range) == 0)
 			return 0;
 		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL)
@@ -276,6 +282,7 @@ int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len)
 		return 0;
 	if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
 		return 0;
+	*offloaded = false;
 	if (errno != EOPNOTSUPP)
 		return -errno;
 	return write_zeros(bd->fd, off, len);

@@ -47,9 +47,10 @@ unsigned int bdev_logical_block_size(const struct bdev *bd);
  * devices (len rounded up to a sector) fallocate PUNCH_HOLE, which the
  * kernel turns into write-zeroes with unmapping allowed, else BLKZEROOUT;
  * on files fallocate ZERO_RANGE, else PUNCH_HOLE; plain zero writes as the
- * last resort. 0 or -errno.
+ * last resort. 0 or -errno. offloaded (may be NULL) is set when a fallocate
+ * did it, so the device zeroes without being sent zeros: a cheap request.
  */
-int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len);
+int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len, bool *offloaded);
 
 /* Read / write sector 0, with a message in ctx on failure. */
 int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *sector);

@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "zero_runs.h"
 
 /* The device side of a copy: where chunks go and how. */
 struct sink {
@@ -32,6 +33,14 @@ struct sink {
 	struct imgsrc *src;
 	atomic_uint_least64_t written;
 	atomic_uint_least64_t zeroed;
+	atomic_int zeroing;		/* how zero runs go out: enum zeroing */
+	struct zero_runs held;		/* zero runs held back to the end */
+};
+
+enum zeroing {
+	ZEROING_UNKNOWN,		/* no zero run yet */
+	ZEROING_INLINE,			/* the device is sent zeros: in the stream */
+	ZEROING_HELD,			/* the device zeroes by offload: at the end */
 };
 
 static double now_seconds(void)
@@ -77,23 +86,55 @@ static int sink_write_data(struct sink *s, struct chunk *c, uint32_t start, size
 	return rc;
 }
 
+/* Into msg, the message for a failed write or zeroing at device offset at. */
+static const char *write_error(char *msg, size_t size, const struct sink *s, uint64_t at, int rc)
+{
+	snprintf(msg, size, "%s: write error at payload offset %llu (device offset %llu): %s",
+		 s->bd->path, (unsigned long long)(at - s->data_offset), (unsigned long long)at,
+		 strerror(-rc));
+	return msg;
+}
+
+/*
+ * Zero a run of the device. The first zeroing shows whether the device
+ * zeroes by offload (a cheap request, which issued between the data writes
+ * would wait behind them: those runs are held to the end, zero_runs.c) or
+ * is sent zeros (bandwidth, better spread over the copy: zeroed here).
+ */
+static int sink_zero(struct sink *s, uint64_t off, uint64_t len, uint64_t *failed_at)
+{
+	int unknown = ZEROING_UNKNOWN, rc;
+	bool offloaded;
+
+	*failed_at = off;
+	if (atomic_load(&s->zeroing) == ZEROING_HELD)
+		return zero_runs_add(&s->held, off, len, failed_at);
+	rc = bdev_zero_range(s->bd, off, len, &offloaded);
+	if (rc == 0)
+		atomic_compare_exchange_strong(&s->zeroing, &unknown,
+					       offloaded ? ZEROING_HELD : ZEROING_INLINE);
+	return rc;
+}
+
 /* Write a chunk as runs of data blocks and runs of zero blocks. */
 static int sink_write_chunk(void *arg, struct chunk *c)
 {
 	struct sink *s = arg;
 	uint32_t nblocks = (c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE;
+	char msg[sizeof(c->msg)];
 
 	for (uint32_t b = 0; b < nblocks;) {
 		uint32_t e = b + 1, start = b * CONTENT_BLOCK_SIZE, end;
-		uint64_t dev_off;
+		uint64_t dev_off, at;
 		int rc;
 
 		while (e < nblocks && c->zero[e] == c->zero[b])
 			e++;
 		end = e * CONTENT_BLOCK_SIZE < c->len ? e * CONTENT_BLOCK_SIZE : c->len;
 		dev_off = s->data_offset + c->off + start;
+		at = dev_off;
 		if (c->zero[b]) {
-			rc = bdev_zero_range(s->bd, dev_off, end - start);
+			rc = sink_zero(s, dev_off, end - start, &at);
 			atomic_fetch_add(&s->zeroed, end - start);
 		} else {
 			rc = sink_write_data(s, c, start, end - start, dev_off);
@@ -104,10 +145,7 @@ static int sink_write_chunk(void *arg, struct chunk *c)
 					   "was truncated or its storage failed while it was copied",
 					   s->src->path, (unsigned long long)(c->off + start));
 		if (rc < 0)
-			return chunk_error(c, rc,
-					   "%s: write error at payload offset %llu (device offset %llu): %s",
-					   s->bd->path, (unsigned long long)(c->off + start),
-					   (unsigned long long)dev_off, strerror(-rc));
+			return chunk_error(c, rc, "%s", write_error(msg, sizeof(msg), s, at, rc));
 		b = e;
 	}
 	return 0;
@@ -224,6 +262,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	/* The image hash: given, or the payload's (in order, by the pipeline), or the file's. */
 	bool hash_file = !opts->has_digest && !src->identity_is_payload;
 	unsigned int dlen = 0;
+	uint64_t failed_at = 0;
+	char msg[IMGDEV_ERRMSG_MAX];
 	int rc = 0, hrc;
 
 	/*
@@ -238,11 +278,14 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 					      !EVP_DigestInit_ex(job.identity, EVP_sha256(), NULL)))
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	sink.direct_fd = open_direct(bd, O_RDWR);
+	zero_runs_init(&sink.held, bd, ZERO_RUNS_MAX);
 	rc = write_commit(ctx, bd, NULL, &rec);
 	if (rc == 0 && hash_file)
 		rc = file_hasher_start(ctx, &fh, src);
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec.content_hash);
+	if (rc == 0 && (rc = zero_runs_flush(&sink.held, &failed_at)) < 0)
+		ctx_error(ctx, rc, "%s", write_error(msg, sizeof(msg), &sink, failed_at, rc));
 	hrc = file_hasher_finish(ctx, &fh);
 	if (rc == 0)
 		rc = hrc;
@@ -268,6 +311,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	}
 	if (sink.direct_fd >= 0)
 		close(sink.direct_fd);
+	zero_runs_free(&sink.held);
 	EVP_MD_CTX_free(job.identity);
 	return rc;
 }

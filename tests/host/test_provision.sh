@@ -12,6 +12,7 @@ tmp=$(mktemp -d /var/tmp/imgdev-prov.XXXXXX)
 shm=$(mktemp -d /dev/shm/imgdev-prov.XXXXXX 2>/dev/null || true)
 cleanup() {
 	detach_loops_under "$tmp"
+	umount "$tmp/ramfs" 2>/dev/null
 	rm -rf "$tmp" ${shm:+"$shm"}
 }
 trap cleanup EXIT
@@ -500,6 +501,21 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		via_dev "$l" "$tmp/lsp"; payload_is "$tmp/lspback" "$tmp/lsp"
 		run_imgdev verify "$l"; assert_rc 0
 		losetup -d "$l"'
+
+	# Over a ramfs file, a loop device cannot zero by offload (ramfs has no
+	# fallocate): imgdev then zeroes each run as it comes, by sending zeros.
+	expect 'a loop device that cannot offload zeroing (over ramfs) gets its zero runs written as zeros' '
+		mkdir "$tmp/ramfs" && mount -t ramfs none "$tmp/ramfs" || { echo "cannot mount ramfs"; exit 1; }
+		mixed "$tmp/lr"; n=$(stat -c %s "$tmp/lr")
+		rand "$tmp/ramfs/back" "$(room "$n")"
+		l=$(losetup -f --show "$tmp/ramfs/back")
+		assert_eq "$(cat "/sys/block/${l#/dev/}/queue/write_zeroes_max_bytes")" 0 "write-zeroes support"
+		run_imgdev provision "$l" "$tmp/lr" --no-map --json; assert_rc 0
+		z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+		via_dev "$l" "$tmp/lr"
+		run_imgdev verify "$l"; assert_rc 0
+		losetup -d "$l"
+		umount "$tmp/ramfs"'
 
 	expect 'a loop device with 4096-byte sectors takes the image byte for byte' '
 		mixed "$tmp/l4k"
