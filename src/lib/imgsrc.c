@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -44,6 +46,7 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 {
 	struct imgsrc *src = calloc(1, sizeof(*src));
+	struct statfs fs;
 	struct stat st;
 	int rc = 0;
 
@@ -68,6 +71,8 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 		goto out;
 	}
 	src->file_size = (uint64_t)st.st_size;
+	src->in_memory = fstatfs(src->fd, &fs) == 0 &&
+			 (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
 	src->opened_mtime = st.st_mtim;
 	src->opened_ctime = st.st_ctim;
 	if (src->file_size == 0) {
@@ -119,6 +124,12 @@ int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src)
 		return ctx_error(ctx, ESTALE, "%s: the image file was modified while it was copied; "
 				 "nothing was committed; provision again", src->path);
 	return 0;
+}
+
+void imgsrc_drop_cache(const struct imgsrc *src)
+{
+	if (!src->in_memory)
+		posix_fadvise(src->fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
 int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,

@@ -47,6 +47,13 @@ struct imgsrc {
 	 * flight then raises SIGBUS.
 	 */
 	bool map_chunks;
+	/*
+	 * Chunks are the only reader of the file (no hash of the file beside
+	 * them): release_chunk may drop a chunk's pages from the page cache.
+	 */
+	bool drop_behind;
+	/* The file is on tmpfs or ramfs: its pages are the file, never dropped. */
+	bool in_memory;
 	int fd;				/* the file as given */
 	int data_fd;			/* what the format reads: fd, or a temporary file */
 	uint64_t file_size_inner;	/* bytes of the temporary file, if any */
@@ -72,6 +79,9 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind);
  * -errno) with the message in ctx.
  */
 int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src);
+
+/* Done with the image file: drop its pages from the page cache (unless in_memory). */
+void imgsrc_drop_cache(const struct imgsrc *src);
 
 /* SHA-256 of the image file itself, read sequentially; 0 or -errno. */
 int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,

@@ -196,7 +196,8 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 /* Done with the chunk's bytes: drop them from the page cache. */
 static void raw_release_chunk(struct imgsrc *src, const struct chunk *c)
 {
-	posix_fadvise(src->fd, (off_t)c->off, c->len, POSIX_FADV_DONTNEED);
+	if (src->drop_behind)
+		posix_fadvise(src->fd, (off_t)c->off, c->len, POSIX_FADV_DONTNEED);
 }
 
 static void raw_close(struct imgsrc *src)

@@ -272,6 +272,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	 * mapping, unlike a copy, would show it a concurrent change of the file.
 	 */
 	src->map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image;
+	src->drop_behind = !hash_file && !src->in_memory;
 	if (opts->has_digest)
 		memcpy(rec.target_hash, opts->digest, IMGDEV_HASH_SIZE);
 	else if (src->identity_is_payload && (!(job.identity = EVP_MD_CTX_new()) ||
@@ -287,6 +288,7 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	if (rc == 0 && (rc = zero_runs_flush(&sink.held, &failed_at)) < 0)
 		ctx_error(ctx, rc, "%s", write_error(msg, sizeof(msg), &sink, failed_at, rc));
 	hrc = file_hasher_finish(ctx, &fh);
+	imgsrc_drop_cache(src);		/* what the chunks left, and all the hasher read */
 	if (rc == 0)
 		rc = hrc;
 	if (rc == 0)

@@ -465,6 +465,22 @@ static int add_data(struct fill *f, uint64_t v, uint64_t host, uint64_t n)
 	return 0;
 }
 
+/* Report where a compressed cluster lies (out->place_compressed), not read it. */
+static int locate_compressed(struct fill *f, uint64_t v, uint64_t coff, uint64_t csize, uint64_t n)
+{
+	int rc = flush_run(f);
+
+	if (rc < 0)
+		return rc;
+	fill_data_at(f, v);
+	rc = f->out->place_compressed(f->out->arg, coff, csize);
+	if (rc < 0)
+		return fail(f->err, f->errlen, rc, "compressed cluster at %llu: %s",
+			    (unsigned long long)coff, strerror(-rc));
+	f->filled_to = v + n;
+	return 0;
+}
+
 static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n)
 {
 	const struct qcow2 *q = f->q;
@@ -476,7 +492,7 @@ static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n
 	uint8_t *out;
 	int rc;
 
-	if (f->out->place)
+	if (f->out->place && !f->out->place_compressed)
 		return fail(f->err, f->errlen, -EXDEV, "a compressed cluster at virtual %llu",
 			    (unsigned long long)v);
 	if (coff >= q->file_size)
@@ -485,6 +501,8 @@ static int add_compressed(struct fill *f, uint64_t v, uint64_t entry, uint64_t n
 			    (unsigned long long)coff, (unsigned long long)v);
 	if (csize > q->file_size - coff)
 		csize = q->file_size - coff;	/* the last one may end with the file */
+	if (f->out->place)
+		return locate_compressed(f, v, coff, csize, n);
 	s = scratch_get(csize, q->cluster_size);
 	if (!s)
 		return fail(f->err, f->errlen, -ENOMEM, "out of memory");

@@ -74,6 +74,12 @@ struct qcow2_out {
 	 * cluster, which has to be decompressed into buf, fails with -EXDEV.
 	 */
 	int (*place)(void *arg, uint32_t at, uint32_t len, uint64_t host);
+	/*
+	 * NULL, or (with place) called with the file's bytes [host, host+len)
+	 * that hold each compressed cluster, instead of failing with -EXDEV:
+	 * for a caller that only wants to know where the data lies.
+	 */
+	int (*place_compressed)(void *arg, uint64_t host, uint64_t len);
 	void *arg;
 	bool all_zero;		/* set: the whole range is zeros, buf untouched */
 };

@@ -237,6 +237,64 @@ expect 'with --digest, uncompressed 64 KiB and 2 MiB clusters are mapped (strace
 		run_imgdev verify "$d"; assert_rc 0
 	done'
 
+# fadvise_trace TRACE: an IMGDEV_WRAP recording posix_fadvise calls, fds named.
+fadvise_trace() {
+	echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -e trace=fadvise64 -o $1"
+}
+# drops TRACE FILE: "BYTES WHOLE": how many bytes of FILE the chunk-by-chunk
+# POSIX_FADV_DONTNEED calls covered (ranges merged, clipped to the file), and
+# how many calls dropped the whole file (offset 0, length 0).
+drops() {
+	grep -F "<$2>" "$1" | grep DONTNEED | sed 's/.*>, *\([0-9]*\), *\([0-9]*\),.*/\1 \2/' |
+		sort -n | awk -v size="$(stat -c %s "$2")" '
+			$2 == 0 && $1 == 0 { whole++; next }
+			{ s = $1; e = $1 + $2; if (e > size) e = size
+			  if (s > end) { covered += end - start; start = s; end = e } else if (e > end) end = e }
+			END { covered += end - start; printf "%d %d\n", covered, whole }'
+}
+# resident FILE: bytes of FILE in the page cache.
+resident() { fincore -b -n -o RES "$1" | tr -d ' '; }
+
+expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read, compressed), or at the end when its file is hashed beside; on tmpfs nothing is dropped' '
+	[ "$(stat -f -c %T "$tmp")" != tmpfs ] || { echo "$tmp is on tmpfs, whose pages cannot be dropped"; exit 1; }
+	seq 1 3000000 | head -c $((12 * MiB)) >"$tmp/pc-text.raw"
+	cp "$BASE" "$tmp/pc.raw"
+	to_qcow2 "$tmp/pc.qcow2" compat=1.1,cluster_size=65536
+	rm -f "$tmp/pc-z.qcow2"; qemu-img convert -f raw -O qcow2 -c "$tmp/pc-text.raw" "$tmp/pc-z.qcow2"
+	sync
+	for c in pc.raw:digest pc.raw:none pc.qcow2:digest pc.qcow2:read pc-z.qcow2:digest pc.qcow2:none; do
+		img=$tmp/${c%:*}; size=$(stat -c %s "$img")
+		case ${c#*:} in
+		digest) opt=(--digest "sha256:$(sha "$img")") ;;
+		read) opt=(--digest "sha256:$(sha "$img")" --no-mmap) ;;
+		none) opt=() ;;
+		esac
+		cat "$img" >/dev/null
+		[ "$(resident "$img")" -ge $((size * 9 / 10)) ] || { echo "$c: not cached to begin with"; exit 1; }
+		d=$(new_dev pc-dev $((16 * MiB)))
+		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
+		assert_rc 0
+		assert_eq "$(resident "$img")" 0 "$c: bytes left in the page cache"
+		read -r covered whole < <(drops "$tmp/trace" "$img")
+		assert_eq "$whole" 1 "$c: drops of the whole file"
+		if [ "$c" = pc.qcow2:none ]; then
+			assert_eq "$covered" 0 "$c: bytes dropped while the file hasher reads them"
+		else
+			[ "$covered" -ge $((size * 9 / 10)) ] || { echo "$c: chunk drops covered $covered of $size bytes"; exit 1; }
+		fi
+	done
+	run_imgdev info --json "$tmp/pc-z.qcow2"; assert_rc 0
+	assert_eq "$(jget cluster_compression "$out")" zlib "pc-z.qcow2 holds compressed clusters"
+	# On tmpfs the pages are the file: nothing to drop, so no call at all.
+	shm=$(mktemp -d /dev/shm/imgdev-pc.XXXXXX)
+	trap "rm -rf $shm" EXIT
+	for f in pc.raw pc.qcow2; do
+		cp "$tmp/$f" "$shm/$f"; d=$(new_dev pc-dev $((16 * MiB)))
+		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$shm/$f" --no-map
+		assert_rc 0
+		assert_eq "$(drops "$tmp/trace" "$shm/$f")" "0 0" "$f on tmpfs: bytes dropped chunk by chunk, whole-file drops"
+	done'
+
 expect 'qcow2 v3 zero clusters (write -z), aligned and partial, over data, 512 B, 64 KiB and 2 MiB clusters' '
 	for cs in 512 65536 2097152; do
 		to_qcow2 "$tmp/z-$cs.qcow2" compat=1.1,cluster_size=$cs

@@ -7,8 +7,9 @@
  * zeros of an unallocated cluster handed to the zeros callback once, buf
  * left alone, also when a read starts with them; with a place callback
  * (mapped reads), runs of uncompressed clusters go to it joined, nothing is
- * written to buf, a compressed cluster fails with -EXDEV and the callback's
- * error ends the read. The qemu-img oracle tests (test_images.sh) cover
+ * written to buf, a compressed cluster fails with -EXDEV (or, with
+ * place_compressed, is located: its file range) and the callback's error
+ * ends the read. The qemu-img oracle tests (test_images.sh) cover
  * real images.
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "header.h"
 #include "qcow2.h"
 
 #define CBITS 16
@@ -42,18 +44,6 @@ static int mem_pread(void *arg, void *buf, size_t len, uint64_t off)
 		return -EIO;
 	memcpy(buf, im->bytes + off, len);
 	return 0;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
 }
 
 /* Raw deflate with QEMU's 4 KiB window; returns the compressed length. */
@@ -271,7 +261,21 @@ struct places_seen {
 	uint32_t at[8], len[8];
 	uint64_t host[8];
 	int calls, fail_with;
+	uint64_t chost[8], clen[8];	/* place_compressed's ranges */
+	int ccalls;
 };
+
+static int record_place_compressed(void *arg, uint64_t host, uint64_t len)
+{
+	struct places_seen *p = arg;
+
+	if (p->ccalls < 8) {
+		p->chost[p->ccalls] = host;
+		p->clen[p->ccalls] = len;
+	}
+	p->ccalls++;
+	return 0;
+}
 
 static int record_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
 {
@@ -341,6 +345,40 @@ static void test_place_refuses_compressed(void **state)
 	free(im.bytes);
 }
 
+/*
+ * With place_compressed too, a compressed cluster is located, not refused:
+ * its file range is where its L2 entry says (offset, and sectors counted
+ * from that offset's own sector), nothing is read into a buffer.
+ */
+static void test_place_compressed_gets_file_ranges(void **state)
+{
+	struct image im = build_image(0);
+	struct places_seen p = { 0 };
+	struct qcow2 q;
+	struct qcow2_out out = { .zeros = record_zeros, .place = record_place,
+				 .place_compressed = record_place_compressed, .arg = &p };
+	char err[256] = "";
+	int k = 0;
+
+	(void)state;
+	assert_int_equal(qcow2_open(&q, mem_pread, &im, im.size, err, 256), 0);
+	assert_int_equal(qcow2_read(&q, &out, 0, VSIZE, err, 256), 0);
+	qcow2_close(&q);
+	assert_int_equal(p.calls, 0);
+	assert_int_equal(p.ccalls, 3);
+	for (int i = 0; i <= 3; i += 1 + (i == 0), k++) {
+		uint64_t e = get_be64(im.bytes + 2 * CSIZE + 8 * i);
+		uint64_t coff = e & ((1ull << (62 - (CBITS - 8))) - 1);
+		uint64_t nsec = ((e >> (62 - (CBITS - 8))) & ((1ull << (CBITS - 8)) - 1)) + 1;
+		uint64_t end = (coff & ~511ull) + nsec * 512;
+
+		assert_true(p.chost[k] == coff);
+		assert_true(p.clen[k] == (end < im.size ? end : im.size) - coff);
+	}
+	assert_one_zero_range(&p.z, CSIZE, 2 * CSIZE);
+	free(im.bytes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_stream_shorter_than_cluster),
 		cmocka_unit_test(test_place_gets_joined_runs),
 		cmocka_unit_test(test_place_refuses_compressed),
+		cmocka_unit_test(test_place_compressed_gets_file_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
