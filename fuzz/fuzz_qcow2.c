@@ -6,7 +6,9 @@
  * contract checked), then read each chunk again as a mapped read does (runs
  * of data to a place callback, no buffer at all: zeros and runs in order,
  * inside the read and the file; a chunk that read fine fails here only for
- * a compressed cluster), and count allocated clusters. Any input must fail
+ * a compressed cluster), and once more locating compressed clusters too (as
+ * the page-cache drop does: each a range inside the file, and a chunk that
+ * read fine never fails), and count allocated clusters. Any input must fail
  * cleanly or succeed; never crash, hang or allocate without bound.
  */
 #include <errno.h>
@@ -58,6 +60,16 @@ static int check_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
 	return 0;
 }
 
+/* A located compressed cluster: a non-empty range inside the file. */
+static int check_compressed(void *arg, uint64_t host, uint64_t len)
+{
+	const struct zeros_check *z = arg;
+
+	if (len == 0 || host > z->file_size || len > z->file_size - host)
+		abort();
+	return 0;
+}
+
 #define READ_LIMIT (8u * 1024 * 1024)
 #define CHUNK (4u * 1024 * 1024)
 
@@ -83,10 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		struct zeros_check zp = { .len = len, .file_size = size };
 		struct qcow2_out placed = { .zeros = check_zeros, .place = check_place, .arg = &zp };
+		struct zeros_check zl = { .len = len, .file_size = size };
+		struct qcow2_out located = { .zeros = check_zeros, .place = check_place,
+					     .place_compressed = check_compressed, .arg = &zl };
 		int rc = qcow2_read(&q, &out, off, len, err, sizeof(err));
 		int prc = qcow2_read(&q, &placed, off, len, err, sizeof(err));
+		int lrc = qcow2_read(&q, &located, off, len, err, sizeof(err));
 
-		if (rc == 0 && prc < 0 && prc != -EXDEV)
+		if (rc == 0 && ((prc < 0 && prc != -EXDEV) || lrc < 0))
 			abort();
 		if (rc < 0)
 			break;

@@ -73,6 +73,7 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 	src->file_size = (uint64_t)st.st_size;
 	src->in_memory = fstatfs(src->fd, &fs) == 0 &&
 			 (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+	src->drop_behind = !src->in_memory;
 	src->opened_mtime = st.st_mtim;
 	src->opened_ctime = st.st_ctim;
 	if (src->file_size == 0) {
@@ -128,7 +129,7 @@ int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src)
 
 void imgsrc_drop_cache(const struct imgsrc *src)
 {
-	if (!src->in_memory)
+	if (src->read_through && !src->in_memory)
 		posix_fadvise(src->fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 

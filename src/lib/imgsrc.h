@@ -50,10 +50,13 @@ struct imgsrc {
 	/*
 	 * Chunks are the only reader of the file (no hash of the file beside
 	 * them): release_chunk may drop a chunk's pages from the page cache.
+	 * Set at open unless in_memory; the caller clears it when it needs to.
 	 */
 	bool drop_behind;
 	/* The file is on tmpfs or ramfs: its pages are the file, never dropped. */
 	bool in_memory;
+	/* The file was read through (hashed or copied), so its pages are ours to drop. */
+	bool read_through;
 	int fd;				/* the file as given */
 	int data_fd;			/* what the format reads: fd, or a temporary file */
 	uint64_t file_size_inner;	/* bytes of the temporary file, if any */
@@ -80,7 +83,10 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind);
  */
 int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src);
 
-/* Done with the image file: drop its pages from the page cache (unless in_memory). */
+/*
+ * Done with the image file: if it was read through, drop its pages from the
+ * page cache (unless in_memory).
+ */
 void imgsrc_drop_cache(const struct imgsrc *src);
 
 /* SHA-256 of the image file itself, read sequentially; 0 or -errno. */

@@ -3,7 +3,8 @@
  * reader, from any worker at once (decompression spreads over the cores).
  * When the caller allows it (src->map_chunks), a chunk's uncompressed
  * clusters are mapped from the file rather than read (chunk_map.c).
- * The identity hash is of the qcow2 file, not of the payload.
+ * Released chunks' clusters leave the page cache. The identity hash is of
+ * the qcow2 file, not of the payload.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,7 +114,8 @@ static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
  * dropped. A chunk's clusters rarely start or end on such a boundary, so
  * exact ranges left a folio at every chunk's edge (27 % of an image in a
  * test). What the wider range takes of a neighbour costs at most a re-read:
- * mapped pages and pages in use are never dropped.
+ * mapped pages and pages in use are never dropped. Where a PMD is larger
+ * (arm64 with 64 KiB pages), edge folios stay until the drop at the end.
  */
 #define FOLIO_MAX (2 * 1024 * 1024)
 

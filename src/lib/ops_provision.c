@@ -272,7 +272,8 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	 * mapping, unlike a copy, would show it a concurrent change of the file.
 	 */
 	src->map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image;
-	src->drop_behind = !hash_file && !src->in_memory;
+	src->drop_behind = src->drop_behind && !hash_file;
+	src->read_through = true;
 	if (opts->has_digest)
 		memcpy(rec.target_hash, opts->digest, IMGDEV_HASH_SIZE);
 	else if (src->identity_is_payload && (!(job.identity = EVP_MD_CTX_new()) ||
@@ -288,7 +289,6 @@ static int provision_write(struct imgdev_ctx *ctx, struct bdev *bd, struct imgsr
 	if (rc == 0 && (rc = zero_runs_flush(&sink.held, &failed_at)) < 0)
 		ctx_error(ctx, rc, "%s", write_error(msg, sizeof(msg), &sink, failed_at, rc));
 	hrc = file_hasher_finish(ctx, &fh);
-	imgsrc_drop_cache(src);		/* what the chunks left, and all the hasher read */
 	if (rc == 0)
 		rc = hrc;
 	if (rc == 0)
@@ -358,6 +358,7 @@ out:
 static int identity_pass(struct imgdev_ctx *ctx, struct imgsrc *src,
 			 uint8_t hash[IMGDEV_HASH_SIZE])
 {
+	src->read_through = true;
 	if (src->identity_is_payload)
 		return payload_sha256(ctx, src, hash);
 	return imgsrc_hash_file(ctx, src, hash);
@@ -465,6 +466,8 @@ out:
 	res->seconds = now_seconds() - t0;
 	bdev_close(&bd);
 	bdev_close(&probe);
+	if (src)
+		imgsrc_drop_cache(src);	/* what the chunks left, and all a file hash read */
 	imgsrc_close(src);
 	return rc < 0 ? rc : 0;
 }

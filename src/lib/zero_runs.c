@@ -50,6 +50,7 @@ static void merge_locked(struct zero_runs *z)
 	z->count = n;
 }
 
+/* Zero every held run, merged, in device order; 0, or -errno with *failed_at. */
 static int issue_locked(struct zero_runs *z, uint64_t *failed_at)
 {
 	merge_locked(z);

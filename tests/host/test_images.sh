@@ -254,6 +254,12 @@ drops() {
 }
 # resident FILE: bytes of FILE in the page cache.
 resident() { fincore -b -n -o RES "$1" | tr -d ' '; }
+# unaligned_drops TRACE FILE: how many chunk-by-chunk drops of FILE do not start and
+# end on a 2 MiB boundary.
+unaligned_drops() {
+	grep -F "<$2>" "$1" | grep DONTNEED | sed 's/.*>, *\([0-9]*\), *\([0-9]*\),.*/\1 \2/' |
+		awk '$2 != 0 && ($1 % 2097152 || $2 % 2097152) { n++ } END { print n + 0 }'
+}
 
 expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read, compressed), or at the end when its file is hashed beside; on tmpfs nothing is dropped' '
 	[ "$(stat -f -c %T "$tmp")" != tmpfs ] || { echo "$tmp is on tmpfs, whose pages cannot be dropped"; exit 1; }
@@ -281,6 +287,18 @@ expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read,
 			assert_eq "$covered" 0 "$c: bytes dropped while the file hasher reads them"
 		else
 			[ "$covered" -ge $((size * 9 / 10)) ] || { echo "$c: chunk drops covered $covered of $size bytes"; exit 1; }
+		fi
+		# The clusters of a qcow2 chunk are dropped in whole 2 MiB folios.
+		[[ $c != *qcow2* ]] || assert_eq "$(unaligned_drops "$tmp/trace" "$img")" 0 "$c: drops not on 2 MiB"
+		# Provisioned again: matched. Without --digest the image was hashed to know
+		# that, and leaves the cache; with it, the image was not read, so not dropped.
+		cat "$img" >/dev/null
+		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
+		assert_rc 0; assert_eq "$out" matched "$c: again"
+		if [ ${#opt[@]} -eq 0 ]; then
+			assert_eq "$(resident "$img")" 0 "$c matched: bytes left in the page cache"
+		else
+			assert_eq "$(drops "$tmp/trace" "$img")" "0 0" "$c matched with --digest: drops"
 		fi
 	done
 	run_imgdev info --json "$tmp/pc-z.qcow2"; assert_rc 0

@@ -502,19 +502,70 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		run_imgdev verify "$l"; assert_rc 0
 		losetup -d "$l"'
 
+	# zero_layout IMAGE: 24 MiB (six 4 MiB chunks) of data with one zero MiB in each
+	# of the first four chunks, and [19,21) MiB split by the boundary of the last two.
+	# Four writers take the first four chunks; whichever takes a fifth has zeroed,
+	# so the device's way of zeroing is known before the split run comes up.
+	zero_layout() {
+		local z m=1048576
+		head -c $((24 * m)) /dev/urandom >"$1"
+		for z in 1:1 5:1 9:1 13:1 19:2; do
+			head -c $((${z#*:} * m)) /dev/zero |
+				dd of="$1" bs=1M seek="${z%:*}" conv=notrunc status=none
+		done
+	}
+	# zeroing_trace TRACE: an IMGDEV_WRAP recording writes, fallocate and ioctl, fds named.
+	zeroing_trace() {
+		echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -e trace=pwrite64,fallocate,ioctl -o $1"
+	}
+	# on_dev TRACE DEV WHAT: "LINE ARGS" for each call on DEV in the trace whose line has
+	# WHAT ("pwrite64(", "fallocate(", "BLKZEROOUT,"), in order: ARGS are a pwrite64's
+	# offset, or a fallocate's or BLKZEROOUT's offset and length.
+	on_dev() {
+		grep -n -F "<$2>" "$1" | grep -F "$3" |
+			sed -E 's/^([0-9]+):.*pwrite64\(.*, ([0-9]+)(\)| <unfinished).*/\1 \2/;
+				s/^([0-9]+):.*fallocate\(.*, ([0-9]+), ([0-9]+)(\)| <unfinished).*/\1 \2 \3/;
+				s/^([0-9]+):.*BLKZEROOUT, \[([0-9]+), ([0-9]+)\].*/\1 \2 \3/'
+	}
+
+	expect 'on a loop device that zeroes by offload, held zero runs go out after the last data write, merged across chunks, before the commit' '
+		zero_layout "$tmp/lh"; n=$(stat -c %s "$tmp/lh")
+		l=$(loopdev lhback "$(room "$n")")
+		IMGDEV_WRAP=$(zeroing_trace "$tmp/ztrace") run_imgdev provision "$l" "$tmp/lh" --no-map --json
+		assert_rc 0; assert_eq "$(jfield bytes_zeroed <<<"$out")" $((6 * 1048576)) bytes_zeroed
+		via_dev "$l" "$tmp/lh"
+		last_data=$(on_dev "$tmp/ztrace" "$l" "pwrite64(" | awk "\$2 >= 512 { l = \$1 } END { print l + 0 }")
+		commit=$(on_dev "$tmp/ztrace" "$l" "pwrite64(" | awk "\$2 == 0 { l = \$1 } END { print l + 0 }")
+		on_dev "$tmp/ztrace" "$l" "fallocate(" >"$tmp/zf"
+		# [19,21) MiB as one request, from the payload offset 512.
+		grep -q " $((19 * 1048576 + 512)) 2097152$" "$tmp/zf" ||
+			{ echo "the run split by a chunk boundary was not sent merged:"; cat "$tmp/zf"; exit 1; }
+		awk -v d="$last_data" -v c="$commit" "\$1 > d && \$1 < c { held++ } \$1 > c { late++ }
+			END { exit !(held >= 1 && !late) }" "$tmp/zf" ||
+			{ echo "zeroing not between the last data write (line $last_data) and the commit ($commit):"; cat "$tmp/zf"; exit 1; }
+		grep -q " $((19 * 1048576 + 512)) " <(awk -v d="$last_data" "\$1 > d" "$tmp/zf") ||
+			{ echo "the merged run was not sent after the data"; exit 1; }
+		run_imgdev verify "$l"; assert_rc 0
+		losetup -d "$l"'
+
 	# Over a ramfs file, a loop device cannot zero by offload (ramfs has no
 	# fallocate): imgdev then zeroes each run as it comes, by sending zeros.
-	expect 'a loop device that cannot offload zeroing (over ramfs) gets its zero runs written as zeros' '
+	expect 'a loop device that cannot offload zeroing (over ramfs) gets each zero run written as zeros, as it comes' '
 		mkdir "$tmp/ramfs" && mount -t ramfs none "$tmp/ramfs" || { echo "cannot mount ramfs"; exit 1; }
-		mixed "$tmp/lr"; n=$(stat -c %s "$tmp/lr")
-		rand "$tmp/ramfs/back" "$(room "$n")"
-		l=$(losetup -f --show "$tmp/ramfs/back")
-		assert_eq "$(cat "/sys/block/${l#/dev/}/queue/write_zeroes_max_bytes")" 0 "write-zeroes support"
-		run_imgdev provision "$l" "$tmp/lr" --no-map --json; assert_rc 0
-		z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
-		via_dev "$l" "$tmp/lr"
-		run_imgdev verify "$l"; assert_rc 0
-		losetup -d "$l"
+		for img in mixed zero_layout; do
+			$img "$tmp/lr"; n=$(stat -c %s "$tmp/lr")
+			rand "$tmp/ramfs/back" "$(room "$n")"
+			l=$(losetup -f --show "$tmp/ramfs/back")
+			assert_eq "$(cat "/sys/block/${l#/dev/}/queue/write_zeroes_max_bytes")" 0 "write-zeroes support"
+			IMGDEV_WRAP=$(zeroing_trace "$tmp/ztrace") run_imgdev provision "$l" "$tmp/lr" --no-map --json
+			assert_rc 0
+			z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
+			via_dev "$l" "$tmp/lr"
+			run_imgdev verify "$l"; assert_rc 0
+			losetup -d "$l"
+		done
+		# The last image: its six runs (one per chunk, and [19,21) split in two), none merged.
+		assert_eq "$(on_dev "$tmp/ztrace" "$l" "BLKZEROOUT," | wc -l)" 6 "BLKZEROOUT calls"
 		umount "$tmp/ramfs"'
 
 	expect 'a loop device with 4096-byte sectors takes the image byte for byte' '
