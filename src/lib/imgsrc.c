@@ -1,7 +1,8 @@
 /*
  * Opening an image: the reader is chosen by the file's first bytes, never by
  * its name — qcow2 by its magic, raw otherwise. Also the plain SHA-256 of
- * the file as given, for formats whose payload is not the file itself.
+ * the file as given, for formats whose payload is not the file itself, and
+ * dropping the file's pages from the page cache once it has been read.
  */
 #include <errno.h>
 #include <fcntl.h>
