@@ -35,6 +35,8 @@ static void merge_locked(struct zero_runs *z)
 {
 	size_t n = 0;
 
+	if (z->count < 2)
+		return;		/* also: runs may still be NULL, which qsort must not get */
 	qsort(z->runs, z->count, sizeof(z->runs[0]), by_offset);
 	for (size_t i = 0; i < z->count; i++) {
 		struct zero_run *last = n ? &z->runs[n - 1] : NULL;

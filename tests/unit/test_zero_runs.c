@@ -1,8 +1,9 @@
 /*
  * Unit tests of zero_runs.c on a plain file filled with 0xAA bytes: held
- * runs are zeroed exactly (nothing more, nothing less) once flushed, touching
- * runs are sent as one request, the bound on held runs issues them early,
- * a failed zeroing names its offset, and adds from several threads at once.
+ * runs are zeroed exactly (nothing more, nothing less) once flushed, a
+ * flush with nothing held does nothing, touching runs are sent as one
+ * request, the bound on held runs issues them early, a failed zeroing names
+ * its offset, and adds from several threads at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +103,20 @@ static void test_nothing_before_flush_then_exact(void **state)
 	assert_file_is_want(f);
 	assert_int_equal(zero_runs_flush(&z, &failed_at), 0);
 	assert_int_equal(z.issued, 4);	/* nothing left to send */
+	zero_runs_free(&z);
+}
+
+/* A copy without zeros: nothing held, nothing allocated, the flush a no-op. */
+static void test_flush_with_nothing_held(void **state)
+{
+	struct fixture *f = *state;
+	struct zero_runs z;
+	uint64_t failed_at = 0;
+
+	zero_runs_init(&z, &f->bd, ZERO_RUNS_MAX);
+	assert_int_equal(zero_runs_flush(&z, &failed_at), 0);
+	assert_int_equal(z.issued, 0);
+	assert_file_is_want(f);
 	zero_runs_free(&z);
 }
 
@@ -209,6 +224,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_nothing_before_flush_then_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_with_nothing_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_touching_runs_are_one_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_issues_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_names_the_run, setup, teardown),
