@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,9 @@ static int setup(void **state)
 	strcpy(f->path, "/var/tmp/imgdev-zr.XXXXXX");
 	f->bd.fd = mkstemp(f->path);
 	assert_true(f->bd.fd >= 0);
+	/* Unlinked at once, so a test that aborts leaves no file behind. */
+	assert_int_equal(unlink(f->path), 0);
+	snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->bd.fd);
 	f->bd.path = f->path;
 	memset(fill, FILL, FILE_SIZE);
 	assert_int_equal(bdev_pwrite_full(f->bd.fd, fill, FILE_SIZE, 0), 0);
@@ -54,7 +58,6 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	close(f->bd.fd);
-	unlink(f->path);
 	free(f);
 	return 0;
 }
