@@ -60,11 +60,14 @@ assert_rc() {
 	[ "$rc" = "$1" ] || { echo "exit status $rc, expected $1; stdout [$out] stderr [$err]"; return 1; }
 }
 
-# madvise_trace TRACE: an IMGDEV_WRAP that records the binary's madvise calls
-# in TRACE (LeakSanitizer cannot run under ptrace: leaks are checked elsewhere).
-madvise_trace() {
-	echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=madvise -o $1"
+# strace_wrap TRACE CALLS: an IMGDEV_WRAP that records the binary's CALLS (strace's
+# -e trace= list) in TRACE, each fd named by its path (-y). LeakSanitizer cannot run
+# under ptrace: leaks are checked elsewhere.
+strace_wrap() {
+	echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -e trace=$2 -o $1"
 }
+# madvise_trace TRACE: strace_wrap of the madvise calls.
+madvise_trace() { strace_wrap "$1" madvise; }
 # populates TRACE: how many MADV_POPULATE_READ calls (the image's data
 # mapped and faulted in) that trace saw.
 populates() { grep -c "MADV_POPULATE_READ\|, 0x16)" "$1" || true; }

@@ -237,16 +237,15 @@ expect 'with --digest, uncompressed 64 KiB and 2 MiB clusters are mapped (strace
 		run_imgdev verify "$d"; assert_rc 0
 	done'
 
-# fadvise_trace TRACE: an IMGDEV_WRAP recording posix_fadvise calls, fds named.
-fadvise_trace() {
-	echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -e trace=fadvise64 -o $1"
+# dontneed_ranges TRACE FILE: "OFFSET LENGTH" of each POSIX_FADV_DONTNEED of FILE.
+dontneed_ranges() {
+	grep -F "<$2>" "$1" | grep DONTNEED | sed 's/.*>, *\([0-9]*\), *\([0-9]*\),.*/\1 \2/'
 }
 # drops TRACE FILE: "BYTES WHOLE": how many bytes of FILE the chunk-by-chunk
 # POSIX_FADV_DONTNEED calls covered (ranges merged, clipped to the file), and
 # how many calls dropped the whole file (offset 0, length 0).
 drops() {
-	grep -F "<$2>" "$1" | grep DONTNEED | sed 's/.*>, *\([0-9]*\), *\([0-9]*\),.*/\1 \2/' |
-		sort -n | awk -v size="$(stat -c %s "$2")" '
+	dontneed_ranges "$1" "$2" | sort -n | awk -v size="$(stat -c %s "$2")" '
 			$2 == 0 && $1 == 0 { whole++; next }
 			{ s = $1; e = $1 + $2; if (e > size) e = size
 			  if (s > end) { covered += end - start; start = s; end = e } else if (e > end) end = e }
@@ -257,7 +256,7 @@ resident() { fincore -b -n -o RES "$1" | tr -d ' '; }
 # unaligned_drops TRACE FILE: how many chunk-by-chunk drops of FILE do not start and
 # end on a 2 MiB boundary.
 unaligned_drops() {
-	grep -F "<$2>" "$1" | grep DONTNEED | sed 's/.*>, *\([0-9]*\), *\([0-9]*\),.*/\1 \2/' |
+	dontneed_ranges "$1" "$2" |
 		awk '$2 != 0 && ($1 % 2097152 || $2 % 2097152) { n++ } END { print n + 0 }'
 }
 
@@ -278,7 +277,7 @@ expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read,
 		cat "$img" >/dev/null
 		[ "$(resident "$img")" -ge $((size * 9 / 10)) ] || { echo "$c: not cached to begin with"; exit 1; }
 		d=$(new_dev pc-dev $((16 * MiB)))
-		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
+		IMGDEV_WRAP=$(strace_wrap "$tmp/trace" fadvise64) run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
 		assert_rc 0
 		assert_eq "$(resident "$img")" 0 "$c: bytes left in the page cache"
 		read -r covered whole < <(drops "$tmp/trace" "$img")
@@ -293,7 +292,7 @@ expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read,
 		# Provisioned again: matched. Without --digest the image was hashed to know
 		# that, and leaves the cache; with it, the image was not read, so not dropped.
 		cat "$img" >/dev/null
-		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
+		IMGDEV_WRAP=$(strace_wrap "$tmp/trace" fadvise64) run_imgdev provision "$d" "$img" --no-map "${opt[@]}"
 		assert_rc 0; assert_eq "$out" matched "$c: again"
 		if [ ${#opt[@]} -eq 0 ]; then
 			assert_eq "$(resident "$img")" 0 "$c matched: bytes left in the page cache"
@@ -308,7 +307,7 @@ expect 'the image leaves the page cache chunk by chunk (raw; qcow2 mapped, read,
 	trap "rm -rf $shm" EXIT
 	for f in pc.raw pc.qcow2; do
 		cp "$tmp/$f" "$shm/$f"; d=$(new_dev pc-dev $((16 * MiB)))
-		IMGDEV_WRAP=$(fadvise_trace "$tmp/trace") run_imgdev provision "$d" "$shm/$f" --no-map
+		IMGDEV_WRAP=$(strace_wrap "$tmp/trace" fadvise64) run_imgdev provision "$d" "$shm/$f" --no-map
 		assert_rc 0
 		assert_eq "$(drops "$tmp/trace" "$shm/$f")" "0 0" "$f on tmpfs: bytes dropped chunk by chunk, whole-file drops"
 	done'

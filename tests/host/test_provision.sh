@@ -514,10 +514,6 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 				dd of="$1" bs=1M seek="${z%:*}" conv=notrunc status=none
 		done
 	}
-	# zeroing_trace TRACE: an IMGDEV_WRAP recording writes, fallocate and ioctl, fds named.
-	zeroing_trace() {
-		echo "env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -y -e trace=pwrite64,fallocate,ioctl -o $1"
-	}
 	# on_dev TRACE DEV WHAT: "LINE ARGS" for each call on DEV in the trace whose line has
 	# WHAT ("pwrite64(", "fallocate(", "BLKZEROOUT,"), in order: ARGS are a pwrite64's
 	# offset, or a fallocate's or BLKZEROOUT's offset and length.
@@ -531,7 +527,7 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 	expect 'on a loop device that zeroes by offload, held zero runs go out after the last data write, merged across chunks, before the commit' '
 		zero_layout "$tmp/lh"; n=$(stat -c %s "$tmp/lh")
 		l=$(loopdev lhback "$(room "$n")")
-		IMGDEV_WRAP=$(zeroing_trace "$tmp/ztrace") run_imgdev provision "$l" "$tmp/lh" --no-map --json
+		IMGDEV_WRAP=$(strace_wrap "$tmp/ztrace" pwrite64,fallocate,ioctl) run_imgdev provision "$l" "$tmp/lh" --no-map --json
 		assert_rc 0; assert_eq "$(jfield bytes_zeroed <<<"$out")" $((6 * 1048576)) bytes_zeroed
 		via_dev "$l" "$tmp/lh"
 		last_data=$(on_dev "$tmp/ztrace" "$l" "pwrite64(" | awk "\$2 >= 512 { l = \$1 } END { print l + 0 }")
@@ -557,7 +553,7 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 			rand "$tmp/ramfs/back" "$(room "$n")"
 			l=$(losetup -f --show "$tmp/ramfs/back")
 			assert_eq "$(cat "/sys/block/${l#/dev/}/queue/write_zeroes_max_bytes")" 0 "write-zeroes support"
-			IMGDEV_WRAP=$(zeroing_trace "$tmp/ztrace") run_imgdev provision "$l" "$tmp/lr" --no-map --json
+			IMGDEV_WRAP=$(strace_wrap "$tmp/ztrace" pwrite64,fallocate,ioctl) run_imgdev provision "$l" "$tmp/lr" --no-map --json
 			assert_rc 0
 			z=$(jfield bytes_zeroed <<<"$out"); [ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
 			via_dev "$l" "$tmp/lr"
