@@ -41,10 +41,14 @@ disk_loop=$(losetup -f --show "$work/disk.img")
 echo "disk: $disk_loop"
 
 step "Provision: write the image after a header sector, commit it, map it"
-show "$IMGDEV" provision "$disk_loop" "$work/image.raw" --name "$NAME" --progress
+printf '$ %s\n' "$IMGDEV provision $disk_loop $work/image.raw --name $NAME --progress --json"
+"$IMGDEV" provision "$disk_loop" "$work/image.raw" --name "$NAME" --progress --json | tee "$work/provision.json"
+# The path to boot from is what provision printed; nothing else on the host is assumed.
+path=$(jq -er .mapped_path "$work/provision.json")
 
-step "List the image mappings (device-mapper if the kernel has it, else loop)"
-show "$IMGDEV" list --json
+step "List the image mappings (device-mapper if the kernel has it, else loop); ours by name"
+show "$IMGDEV" list
+"$IMGDEV" list --json | jq -e --arg name "$NAME" '.[] | select(.name == $name)'
 
 step "Show the header in sector 0 of the disk"
 show "$IMGDEV" header "$disk_loop"
@@ -56,7 +60,8 @@ step "Provision again: the header matches, so nothing is copied"
 show "$IMGDEV" provision "$disk_loop" "$work/image.raw" --name "$NAME" --json
 
 step "Mount the mapped device read-only and read the file inside the image"
-path=$("$IMGDEV" list --json | sed -n 's/.*"path": "\(.*\)".*/\1/p' | head -n 1)
+listed=$("$IMGDEV" list --json | jq -er --arg name "$NAME" '.[] | select(.name == $name) | .path')
+[ "$listed" = "$path" ] || { echo "demo: list says $NAME is at $listed, provision said $path" >&2; exit 1; }
 mkdir -p "$work/mnt"
 show mount -o ro "$path" "$work/mnt"
 show cat "$work/mnt/etc/motd"

@@ -122,8 +122,9 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 		  const uint8_t hash[IMGDEV_HASH_SIZE], unsigned int flags);
 
 /*
- * Check a mapping name: the prefix, the device-mapper length limit, allowed
- * characters ([A-Za-z0-9#+-.:=@_]), not "." or "..". 0 or -EINVAL.
+ * Check a name for a mapping imgdev is to create: the prefix, the
+ * device-mapper length limit, allowed characters ([A-Za-z0-9#+-.:=@_]), not
+ * "." or "..". 0 or -EINVAL.
  */
 int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
 
@@ -141,7 +142,10 @@ int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 
 /*
  * Remove the mapping name (and the /dev/mapper node), retrying while it is
- * briefly busy. Returns 0, -ENOENT when there is no such mapping, or -errno.
+ * briefly busy. Any name imgdev_list() reports is accepted, with or without
+ * the prefix (which is for the names imgdev creates); -EPERM for a device
+ * that is not an image mapping. Returns 0, -ENOENT when there is no such
+ * mapping, or -errno.
  */
 int imgdev_unmap(struct imgdev_ctx *ctx, const char *name);
 
@@ -149,8 +153,11 @@ int imgdev_unmap(struct imgdev_ctx *ctx, const char *name);
 struct imgdev_mapping {
 	char *name;
 	int backend;			/* IMGDEV_BACKEND_DM or IMGDEV_BACKEND_LOOP */
-	char *path;			/* what a hypervisor opens: <dev>/mapper/NAME, <run>/NAME */
-	char *device;			/* the block device itself: <dev>/mapper/NAME, <dev>/loopN */
+	char *path;			/* what a hypervisor opens, a node that exists:
+					   <dev>/mapper/NAME, else <dev>/dm-N; <run>/NAME,
+					   else <dev>/loopN; NULL when no node exists */
+	char *device;			/* the kernel's node: <dev>/dm-N, <dev>/loopN; NULL
+					   when no node exists */
 	char *backing;			/* the backing device or file */
 	unsigned int backing_major;	/* 0:0 for a backing file */
 	unsigned int backing_minor;
@@ -159,9 +166,10 @@ struct imgdev_mapping {
 };
 
 /*
- * List the image mappings: device-mapper devices whose table is one linear
- * target at sector 1 of a device whose sector 0 carries the header magic,
- * sorted by name. Returns the count (>= 0) with *list set (free it with
+ * List the image mappings, sorted by name: device-mapper devices whose table
+ * is one linear target at sector 1 of a device whose sector 0 carries the
+ * header magic (whoever made them), and the loop devices imgdev made (marked
+ * by lo_file_name "IMGDEV:NAME") at offset 512 of such a device or file. Returns the count (>= 0) with *list set (free it with
  * imgdev_mappings_free), or -errno.
  */
 int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list);

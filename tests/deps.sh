@@ -4,9 +4,9 @@
 set -euo pipefail
 
 build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev)
-test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd strace valgrind clang libclang-rt-14-dev)
+test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev)
 bench=("${test[@]}" qemu-utils hyperfine)
-demo=("${build[@]}" util-linux e2fsprogs)
+demo=("${build[@]}" util-linux e2fsprogs jq)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

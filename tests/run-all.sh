@@ -52,8 +52,8 @@ for t in tests/kernel/test_*.sh; do
 	run_suite "kernel ${t##*/}" "$t"
 done
 
-# The demo must work on a fresh machine too.
-run_suite "demo" demo/run.sh
+# The demo must work on a fresh machine too, among others' loop devices and mappings.
+run_suite "demo" tests/demo-among-others.sh
 
 # A brief fuzzing run of every target (make fuzz runs them longer).
 run_suite "fuzz (${FUZZ_SECONDS:-10}s each)" fuzz/run.sh "${FUZZ_SECONDS:-10}"

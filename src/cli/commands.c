@@ -192,8 +192,8 @@ static struct json_object *mapping_json(const struct imgdev_mapping *m)
 	json_object_object_add(o, "name", json_object_new_string(m->name));
 	json_object_object_add(o, "backend", json_object_new_string(
 				       m->backend == IMGDEV_BACKEND_LOOP ? "loop" : "dm"));
-	json_object_object_add(o, "path", json_object_new_string(m->path));
-	json_object_object_add(o, "device", json_object_new_string(m->device));
+	json_object_object_add(o, "path", m->path ? json_object_new_string(m->path) : NULL);
+	json_object_object_add(o, "device", m->device ? json_object_new_string(m->device) : NULL);
 	json_object_object_add(o, "backing", json_object_new_string(m->backing));
 	json_object_object_add(o, "backing_dev", m->backing_major || m->backing_minor ?
 				       json_object_new_string(majmin) : NULL);

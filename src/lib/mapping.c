@@ -5,9 +5,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -73,16 +75,22 @@ int mapping_backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr 
 	return hdr_has_magic(h);
 }
 
+/* strdup that keeps NULL: 0, or -ENOMEM. */
+static int dup_or_null(const char *s, char **out)
+{
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -ENOMEM : 0;
+}
+
 int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
 		const struct mapping_desc *d)
 {
 	memset(out, 0, sizeof(*out));
 	out->name = strdup(d->name);
 	out->backend = d->backend;
-	out->path = strdup(d->path);
-	out->device = strdup(d->device);
 	out->backing = strdup(d->backing);
-	if (!out->name || !out->path || !out->device || !out->backing) {
+	if (!out->name || !out->backing || dup_or_null(d->path, &out->path) < 0 ||
+	    dup_or_null(d->device, &out->device) < 0) {
 		mapping_clear(out);
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	}
@@ -93,12 +101,62 @@ int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
 	return 1;
 }
 
-int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
+char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name)
+{
+	char *dir = path_join(ctx->dev_dir, "mapper");
+	char *path = dir ? path_join(dir, name) : NULL;
+
+	free(dir);
+	return path;
+}
+
+/* Whether path opens the block device dev (following symlinks). */
+static bool is_node_of(const char *path, dev_t dev)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev;
+}
+
+/* *path = p when it is a node of dev, else free p. */
+static void keep_if_node(char *p, dev_t dev, char **path)
+{
+	if (p && is_node_of(p, dev))
+		*path = p;
+	else
+		free(p);
+}
+
+int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path,
+		       char **device)
+{
+	char *mapper = mapping_mapper_path(ctx, name), *kernel = NULL;
+	bool oom = !mapper;
+
+	*path = *device = NULL;
+	/* Quietly: a missing sysfs entry only means no kernel node to offer. */
+	if (mapping_backing_path(ctx, major(dev), minor(dev), &kernel) == -ENOMEM)
+		oom = true;
+	keep_if_node(mapper, dev, path);
+	keep_if_node(kernel, dev, device);
+	if (!*path && *device)
+		oom |= !(*path = strdup(*device));
+	else if (*path && !*device)
+		oom |= !(*device = strdup(*path));
+	if (!oom)
+		return 0;
+	free(*path);
+	free(*device);
+	*path = *device = NULL;
+	return ctx_error(ctx, ENOMEM, "out of memory");
+}
+
+int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out)
 {
 	unsigned int maj, min;
 	uint64_t offset;
-	char *backing = NULL;
+	char *backing = NULL, *path = NULL, *device = NULL;
 	struct hdr h;
 	int rc;
 
@@ -115,17 +173,24 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
 		free(backing);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	if (rc == 1) {
-		char *path = path_join(ctx->dev_dir, "mapper"), *full = path ? path_join(path, name) : NULL;
-		struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_DM, .path = full,
-					  .device = full, .backing = backing,
+	if (rc == 0) {		/* no header: not an image mapping */
+		free(backing);
+		return 0;
+	}
+	rc = mapping_node_paths(ctx, name, dev, &path, &device);
+	if (rc == 0 && !path)
+		ctx_log(ctx, LOGP_WARNING, "%s: no device node for %u:%u under %s (imgdev map makes %s/mapper/%s)",
+			name, major(dev), minor(dev), ctx->dev_dir, ctx->dev_dir, name);
+	if (rc == 0) {
+		struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_DM, .path = path,
+					  .device = device, .backing = backing,
 					  .backing_dev = makedev(maj, min), .sectors = t->length,
 					  .image_hash = h.image_hash };
 
-		rc = full ? mapping_set(ctx, out, &d) : ctx_error(ctx, ENOMEM, "out of memory");
-		free(full);
-		free(path);
+		rc = mapping_set(ctx, out, &d);
 	}
+	free(path);
+	free(device);
 	free(backing);
 	return rc;
 }

@@ -20,14 +20,30 @@ int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int 
 			 char **path);
 
 /*
- * Whether the device `name`, whose table has target_count targets and first
- * target t, is an image mapping: exactly one linear target at sector 0,
- * mapping sector 1 of a device whose sector 0 has the header magic. Returns
- * 1 with *out filled (free its strings), 0 when it is not one (a backing
- * device that cannot be resolved or read is logged as a warning), or -ENOMEM.
+ * Whether the device `name` (number dev), whose table has target_count
+ * targets and first target t, is an image mapping: exactly one linear target
+ * at sector 0, mapping sector 1 of a device whose sector 0 has the header
+ * magic. Returns 1 with *out filled (free its strings), 0 when it is not one
+ * (a backing device that cannot be resolved or read is logged as a warning),
+ * or -ENOMEM. out->path and out->device name nodes that exist and are dev
+ * (see mapping_node_paths), or are NULL.
  */
-int mapping_inspect(struct imgdev_ctx *ctx, const char *name, int target_count,
+int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out);
+
+/* "<dev>/mapper/NAME", malloc'ed, or NULL. */
+char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name);
+
+/*
+ * The nodes that open the device-mapper device name (number dev), of those
+ * that exist: *path <dev>/mapper/NAME if it is a node of dev (a symlink to
+ * one counts, as udev makes them), else the kernel's own <dev>/dm-N (from
+ * sysfs); *device the kernel's node if it is there, else *path. Either is
+ * NULL when no such node exists (a host without udev or devtmpfs). 0 or
+ * -ENOMEM.
+ */
+int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path,
+		       char **device);
 
 struct hdr;
 
@@ -46,7 +62,7 @@ struct mapping_desc {
 	const uint8_t *image_hash;
 };
 
-/* Fill out from d (strings copied); 1, or -ENOMEM. */
+/* Fill out from d (strings copied; path and device may be NULL); 1, or -ENOMEM. */
 int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
 		const struct mapping_desc *d);
 

@@ -43,16 +43,6 @@ int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_siz
 int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
 
 /* The loop backend (ops_loop.c). */
-/* 0 when no loop mapping is called name, or it maps bd; else -EEXIST. */
-int loop_check_name_for(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
-int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-	     char **mapped_path);
-/* Like loop_map, but a mapping of name onto bd already there is fine. */
-int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-		    char **mapped_path);
-int loop_unmap(struct imgdev_ctx *ctx, const char *name);
-/* Append the image loop mappings to *list; 0 or -errno. */
-int loop_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count);
 /* -EBUSY naming the loop mapping when one is attached over bd; else 0. */
 int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd);
 

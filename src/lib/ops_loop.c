@@ -1,9 +1,12 @@
 /*
- * The loop backend: an image mapping as a loop device over the payload
- * (lo_offset = 512, lo_sizelimit = the rest), named by lo_file_name, with a
- * stable symlink <run>/NAME to /dev/loopN. Recognised like device-mapper
- * mappings: offset 512 of a backing device or file whose sector 0 carries
- * the header magic.
+ * The loop backend (see backend.h): an image mapping as a loop device over
+ * the payload (lo_offset = 512, lo_sizelimit = the rest), with a stable
+ * symlink <run>/NAME to /dev/loopN. The kernel keeps our mark for it, as the
+ * UUID prefix is for device-mapper: lo_file_name is "IMGDEV:NAME" (losetup
+ * puts the backing file's path there). A loop device is one of our mappings
+ * when it carries the mark, sits at offset 512, and its backing device or
+ * file has the header magic in sector 0; loop devices of others are never
+ * listed nor detached (though any of them makes a disk busy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "blockdev.h"
 #include "header.h"
 #include "internal.h"
@@ -23,6 +27,17 @@
 #include "ops.h"
 
 #define DETACH_TRIES 25
+#define LOOP_MARK "IMGDEV:"
+#define LOOP_MARK_LEN (sizeof(LOOP_MARK) - 1)
+#define LOOP_NAME_MAX (LOOPCTL_NAME_MAX - (int)LOOP_MARK_LEN)
+
+/* The mapping name of a loop device we made (after our mark), else NULL. */
+static const char *loopmap_name(const struct loopctl_info *info)
+{
+	return strncmp(info->name, LOOP_MARK, LOOP_MARK_LEN) == 0 && info->name[LOOP_MARK_LEN]
+		       ? info->name + LOOP_MARK_LEN
+		       : NULL;
+}
 
 /* Take the run directory's lock, so that name checks and attaches pair up. */
 static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
@@ -44,12 +59,13 @@ static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
 	return rc;
 }
 
-/* Whether info is an image mapping: offset 512 over a device with our magic. */
-static int loop_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info, struct hdr *h)
+/* Whether info is our image mapping: marked, offset 512 over a device with our magic. */
+static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info,
+			    struct hdr *h)
 {
 	int rc;
 
-	if (info->offset != SECTOR_SIZE || !info->name[0])
+	if (info->offset != SECTOR_SIZE || !loopmap_name(info))
 		return 0;
 	if (strstr(info->backing_file, " (deleted)")) {
 		ctx_log(ctx, LOGP_WARNING, "loop%d (%s): skipped: its backing file was deleted",
@@ -69,7 +85,7 @@ static int loop_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info
  * Visit the image loop mappings: fn(arg, info, h) for each; stops early when
  * fn returns non-zero and returns that. 0 when all were visited, or -errno.
  */
-static int loop_each(struct imgdev_ctx *ctx,
+static int loopmap_each(struct imgdev_ctx *ctx,
 		     int (*fn)(void *arg, const struct loopctl_info *info, const struct hdr *h),
 		     void *arg)
 {
@@ -83,7 +99,7 @@ static int loop_each(struct imgdev_ctx *ctx,
 	for (int i = 0; i < n && rc == 0; i++) {
 		if (loopctl_info(ctx, nrs[i], &info) < 0)
 			continue;	/* detached meanwhile */
-		rc = loop_is_image(ctx, &info, &h);
+		rc = loopmap_is_image(ctx, &info, &h);
 		if (rc == 1)
 			rc = fn(arg, &info, &h);
 	}
@@ -101,17 +117,17 @@ static int match_name(void *arg, const struct loopctl_info *info, const struct h
 	struct find_name *f = arg;
 
 	(void)h;
-	if (strcmp(info->name, f->name) != 0)
+	if (strcmp(loopmap_name(info), f->name) != 0)
 		return 0;
 	f->found = *info;
 	return 1;
 }
 
 /* The image loop mapping called name: 1 with *info, 0 if none, or -errno. */
-static int loop_find(struct imgdev_ctx *ctx, const char *name, struct loopctl_info *info)
+static int loopmap_find(struct imgdev_ctx *ctx, const char *name, struct loopctl_info *info)
 {
 	struct find_name f = { .name = name };
-	int rc = loop_each(ctx, match_name, &f);
+	int rc = loopmap_each(ctx, match_name, &f);
 
 	if (rc == 1)
 		*info = f.found;
@@ -119,7 +135,7 @@ static int loop_find(struct imgdev_ctx *ctx, const char *name, struct loopctl_in
 }
 
 /* Whether the loop is attached over bd (the same inode, or the same device). */
-static bool loop_backs_onto(const struct loopctl_info *info, const struct bdev *bd)
+static bool loopmap_backs_onto(const struct loopctl_info *info, const struct bdev *bd)
 {
 	struct stat st;
 
@@ -140,7 +156,7 @@ static int match_backing(void *arg, const struct loopctl_info *info, const struc
 	struct find_backing *f = arg;
 
 	(void)h;
-	if (!loop_backs_onto(info, f->bd))
+	if (!loopmap_backs_onto(info, f->bd))
 		return 0;
 	f->found = *info;
 	return 1;
@@ -161,11 +177,13 @@ int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
 			rc = match_backing(&f, &info, NULL);
 	}
 	free(nrs);
-	if (rc == 1)
+	if (rc == 1) {
+		const char *name = loopmap_name(&f.found) ? loopmap_name(&f.found) : f.found.name;
+
 		return ctx_error(ctx, EBUSY,
 				 "%s: device is in use (mapped as loop device %s/loop%d%s%s); refusing to write to it",
-				 bd->path, ctx->dev_dir, f.found.nr, f.found.name[0] ? ", " : "",
-				 f.found.name);
+				 bd->path, ctx->dev_dir, f.found.nr, name[0] ? ", " : "", name);
+	}
 	return rc;
 }
 
@@ -195,39 +213,49 @@ static int link_set(struct imgdev_ctx *ctx, const char *name, int nr, char **lin
 	return rc;
 }
 
+/* Whether <run>/NAME is our link to loop nr; *link set to its path (malloc'ed) or NULL. */
+static bool link_points_at(struct imgdev_ctx *ctx, const char *name, int nr, char **link)
+{
+	char *target = loopctl_path(ctx, nr), buf[4096];
+	ssize_t n;
+
+	*link = path_join(ctx->run_dir, name);
+	n = *link && target ? readlink(*link, buf, sizeof(buf) - 1) : -1;
+	if (n > 0)
+		buf[n] = '\0';
+	n = n > 0 && strcmp(buf, target) == 0;
+	free(target);
+	return n;
+}
+
 /* Remove <run>/NAME if it points at loop nr. */
 static void link_remove(struct imgdev_ctx *ctx, const char *name, int nr)
 {
-	char *link = path_join(ctx->run_dir, name), *target = loopctl_path(ctx, nr);
-	char buf[4096];
-	ssize_t n = link ? readlink(link, buf, sizeof(buf) - 1) : -1;
+	char *link;
 
-	if (n > 0 && target) {
-		buf[n] = '\0';
-		if (strcmp(buf, target) == 0 && unlink(link) < 0 && errno != ENOENT)
-			ctx_log(ctx, LOGP_WARNING, "%s: cannot remove: %s", link, strerror(errno));
-	}
+	if (link_points_at(ctx, name, nr, &link) && unlink(link) < 0 && errno != ENOENT)
+		ctx_log(ctx, LOGP_WARNING, "%s: cannot remove: %s", link, strerror(errno));
 	free(link);
-	free(target);
 }
 
-static int loop_check_name(struct imgdev_ctx *ctx, const char *name)
+static int loopmap_check_length(struct imgdev_ctx *ctx, const char *name)
 {
-	if (strlen(name) > LOOPCTL_NAME_MAX)
+	if (strlen(name) > LOOP_NAME_MAX)
 		return ctx_error(ctx, EINVAL,
-				 "%s: a loop mapping name holds at most %d bytes (the kernel's lo_file_name); this has %zu",
-				 name, LOOPCTL_NAME_MAX, strlen(name));
+				 "%s: a loop mapping name holds at most %d bytes (the kernel's lo_file_name, after the mark \"%s\"); this has %zu",
+				 name, LOOP_NAME_MAX, LOOP_MARK, strlen(name));
 	return 0;
 }
 
 /* Attach bd's payload as name, under the run-dir lock; 0 or -errno. */
-static int loop_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
 			      char **mapped_path)
 {
+	char marked[LOOPCTL_NAME_MAX + 1];
 	struct loopctl_info existing;
 	int fd, nr, rc;
 
-	rc = loop_find(ctx, name, &existing);
+	rc = loopmap_find(ctx, name, &existing);
 	if (rc == 1)
 		return ctx_error(ctx, EEXIST, "%s: a loop mapping with this name already exists (%s/loop%d)",
 				 name, ctx->dev_dir, existing.nr);
@@ -236,8 +264,9 @@ static int loop_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, con
 	fd = open(bd->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return ctx_error(ctx, errno, "%s: cannot open: %s", bd->path, strerror(errno));
+	snprintf(marked, sizeof(marked), "%s%s", LOOP_MARK, name);
 	rc = loopctl_attach(ctx, fd, SECTOR_SIZE, (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1),
-			    name, &nr);
+			    marked, &nr);
 	close(fd);
 	if (rc < 0)
 		return rc;
@@ -249,45 +278,46 @@ static int loop_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, con
 	return rc;
 }
 
-int loop_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **mapped_path)
+static int loopmap_attach(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+			  char **mapped_path)
 {
-	int lock = -1, rc = loop_check_name(ctx, name);
+	int lock = -1, rc = loopmap_check_length(ctx, name);
 
 	if (rc == 0)
 		rc = run_dir_lock(ctx, &lock);
 	if (rc == 0)
-		rc = loop_attach_locked(ctx, bd, name, mapped_path);
+		rc = loopmap_attach_locked(ctx, bd, name, mapped_path);
 	if (lock >= 0)
 		close(lock);
 	return rc;
 }
 
-int loop_check_name_for(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+static int loopmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
 {
 	struct loopctl_info info;
-	int rc = loop_check_name(ctx, name);
+	int rc = loopmap_check_length(ctx, name);
 
 	if (rc == 0)
-		rc = loop_find(ctx, name, &info);
-	if (rc == 1 && !loop_backs_onto(&info, bd))
+		rc = loopmap_find(ctx, name, &info);
+	if (rc == 1 && !loopmap_backs_onto(&info, bd))
 		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
 				 name, bd->path);
 	return rc < 0 ? rc : 0;
 }
 
-int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-		    char **mapped_path)
+static int loopmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
+			  char **mapped_path)
 {
 	struct loopctl_info info;
-	int rc = loop_check_name(ctx, name), lock = -1;
+	int rc = loopmap_check_length(ctx, name), lock = -1;
 
 	if (rc == 0)
 		rc = run_dir_lock(ctx, &lock);
 	if (rc == 0)
-		rc = loop_find(ctx, name, &info);
+		rc = loopmap_find(ctx, name, &info);
 	if (rc == 0)
-		rc = loop_attach_locked(ctx, bd, name, mapped_path);
-	else if (rc == 1 && !loop_backs_onto(&info, bd))
+		rc = loopmap_attach_locked(ctx, bd, name, mapped_path);
+	else if (rc == 1 && !loopmap_backs_onto(&info, bd))
 		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
 			       name, bd->path);
 	else if (rc == 1)
@@ -297,13 +327,13 @@ int loop_map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *n
 	return rc;
 }
 
-int loop_unmap(struct imgdev_ctx *ctx, const char *name)
+static int loopmap_detach(struct imgdev_ctx *ctx, const char *name)
 {
 	struct loopctl_info info;
 	int lock = -1, rc = run_dir_lock(ctx, &lock);
 
 	if (rc == 0)
-		rc = loop_find(ctx, name, &info);
+		rc = loopmap_find(ctx, name, &info);
 	if (rc == 0)
 		rc = ctx_error(ctx, ENOENT, "%s: no such mapping", name);
 	if (rc == 1)
@@ -326,20 +356,23 @@ struct list_acc {
 static int list_add(void *arg, const struct loopctl_info *info, const struct hdr *h)
 {
 	struct list_acc *a = arg;
-	char *link = path_join(a->ctx->run_dir, info->name);
-	char *device = loopctl_path(a->ctx, info->nr);
+	const char *name = loopmap_name(info);
+	char *link, *device = loopctl_path(a->ctx, info->nr);
+	bool linked = link_points_at(a->ctx, name, info->nr, &link);
 	struct imgdev_mapping *grown = realloc(*a->list, sizeof(*grown) * (size_t)(*a->count + 1));
 	struct stat st;
-	struct mapping_desc d = { .name = info->name, .backend = IMGDEV_BACKEND_LOOP, .path = link,
-				  .device = device, .backing = info->backing_file,
-				  .sectors = info->sectors, .image_hash = h->image_hash };
+	/* The link when it is there and ours, else the loop device itself. */
+	struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_LOOP,
+				  .path = linked ? link : device, .device = device,
+				  .backing = info->backing_file, .sectors = info->sectors,
+				  .image_hash = h->image_hash };
 	int rc = -ENOMEM;
 
 	if (stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode))
 		d.backing_dev = st.st_rdev;
 	if (grown) {
 		*a->list = grown;
-		rc = link && device ? mapping_set(a->ctx, &grown[*a->count], &d) : -ENOMEM;
+		rc = device ? mapping_set(a->ctx, &grown[*a->count], &d) : -ENOMEM;
 	}
 	if (rc == 1)
 		(*a->count)++;
@@ -348,9 +381,28 @@ static int list_add(void *arg, const struct loopctl_info *info, const struct hdr
 	return rc == 1 ? 0 : ctx_error(a->ctx, ENOMEM, "out of memory");
 }
 
-int loop_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count)
+static int loopmap_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count)
 {
 	struct list_acc a = { .ctx = ctx, .list = list, .count = count };
 
-	return loop_each(ctx, list_add, &a);
+	return loopmap_each(ctx, list_add, &a);
 }
+
+/* A loop device maps a file as well as a block device. */
+static int loopmap_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
+{
+	(void)ctx;
+	(void)bd;
+	return 0;
+}
+
+const struct map_backend map_backend_loop = {
+	.id = IMGDEV_BACKEND_LOOP,
+	.name = "loop",
+	.check_target = loopmap_check_target,
+	.check_name = loopmap_check_name,
+	.map = loopmap_attach,
+	.map_ensure = loopmap_ensure,
+	.unmap = loopmap_detach,
+	.list = loopmap_list,
+};

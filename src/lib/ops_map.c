@@ -1,35 +1,29 @@
 /*
- * Public operations on device-mapper mappings: check a name, map a device's
- * payload, unmap it, list image mappings. Creates /dev/mapper/NAME itself
- * (never waiting on udev) and removes the node on unmap.
+ * Public operations on mappings: check a name, map a device's payload, unmap
+ * it, list image mappings; and the mapping steps provision uses. Each call
+ * resolves the backend once (backend.h) and goes through its table.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/dm-ioctl.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "backend.h"
 #include "blockdev.h"
-#include "dmctl.h"
 #include "header.h"
 #include "internal.h"
 #include "mapping.h"
 #include "ops.h"
-#include "parse.h"
 
-#define REMOVE_TRIES 25
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789#+-.:=@_"
 
-int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
+/* What every name must be, made here or by others: one path component dm accepts. */
+static int check_name_form(struct imgdev_ctx *ctx, const char *name)
 {
-	size_t len = strlen(name), plen = strlen(ctx->prefix);
-	size_t bad = strspn(name, NAME_CHARS);
+	size_t len = strlen(name);
 
 	if (len == 0)
 		return ctx_error(ctx, EINVAL, "mapping name is empty");
@@ -37,12 +31,24 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
 		return ctx_error(ctx, EINVAL,
 				 "%.40s...: mapping name is %zu bytes long; device-mapper allows at most %d",
 				 name, len, DM_NAME_LEN - 1);
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strchr(name, '/'))
 		return ctx_error(ctx, EINVAL, "%s: not a valid mapping name", name);
-	if (bad < len)
+	return 0;
+}
+
+int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
+{
+	size_t len = strlen(name), plen = strlen(ctx->prefix);
+	size_t bad = strspn(name, NAME_CHARS);
+	int rc;
+
+	if (len > 0 && len < DM_NAME_LEN && bad < len)
 		return ctx_error(ctx, EINVAL,
 				 "%s: mapping name has '%c' at position %zu; allowed are letters, digits and #+-.:=@_",
 				 name, name[bad], bad + 1);
+	rc = check_name_form(ctx, name);
+	if (rc < 0)
+		return rc;
 	if (strncmp(name, ctx->prefix, plen) != 0)
 		return ctx_error(ctx, EINVAL, "%s: mapping name must start with \"%s\"", name,
 				 ctx->prefix);
@@ -50,64 +56,6 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
 		return ctx_error(ctx, EINVAL, "%s: mapping name has nothing after the prefix",
 				 name);
 	return 0;
-}
-
-/* The dm UUID for a name: IMGDEV-NAME, or IMGDEV-<sha256 of NAME> if too long. */
-static void uuid_for_name(const char *name, char uuid[DMCTL_UUID_MAX])
-{
-	const size_t plen = strlen(IMGDEV_DM_UUID_PREFIX);
-	uint8_t digest[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
-
-	if (plen + strlen(name) < DMCTL_UUID_MAX) {
-		snprintf(uuid, DMCTL_UUID_MAX, "%s%s", IMGDEV_DM_UUID_PREFIX, name);
-		return;
-	}
-	EVP_Digest(name, strlen(name), digest, &dlen, EVP_sha256(), NULL);
-	memcpy(uuid, IMGDEV_DM_UUID_PREFIX, plen);
-	for (unsigned int i = 0; i < dlen; i++)
-		snprintf(uuid + plen + 2 * i, 3, "%02x", digest[i]);
-}
-
-static char *mapper_path(struct imgdev_ctx *ctx, const char *name)
-{
-	char *dir = path_join(ctx->dev_dir, "mapper");
-	char *path = dir ? path_join(dir, name) : NULL;
-
-	free(dir);
-	return path;
-}
-
-/* Make sure path is a block node for dev; 0 or -errno. */
-static int node_ensure(struct imgdev_ctx *ctx, const char *path, dev_t dev)
-{
-	struct stat st;
-
-	if (lstat(path, &st) == 0) {
-		if (S_ISBLK(st.st_mode) && st.st_rdev == dev)
-			return 0;
-		/* A stale node from an earlier device of this name. */
-		if (unlink(path) < 0)
-			return ctx_error(ctx, errno, "%s: cannot replace stale node: %s", path,
-					 strerror(errno));
-	}
-	if (mknod(path, S_IFBLK | 0600, dev) < 0 && errno != EEXIST)
-		return ctx_error(ctx, errno, "%s: cannot create device node: %s", path,
-				 strerror(errno));
-	ctx_log(ctx, LOGP_DEBUG, "%s: node for %u:%u in place", path, major(dev), minor(dev));
-	return 0;
-}
-
-/* Remove path if it is the node of dev (udev may have beaten us to it). */
-static void node_remove(struct imgdev_ctx *ctx, const char *path, dev_t dev)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)
-		return;
-	if (unlink(path) < 0 && errno != ENOENT)
-		ctx_log(ctx, LOGP_WARNING, "%s: cannot remove device node: %s", path,
-			strerror(errno));
 }
 
 int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size)
@@ -127,82 +75,49 @@ int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_siz
 }
 
 /*
- * AUTO resolved: device-mapper when the kernel has it (its control node is
- * there), else loop. A control node we may not open still means
- * device-mapper, so that the permission problem is what gets reported.
+ * Whether the kernel has device-mapper: its control node is there. A node
+ * we may not open still means device-mapper, so that the permission
+ * problem is what gets reported.
  */
-static int backend_now(struct imgdev_ctx *ctx)
+static bool have_device_mapper(struct imgdev_ctx *ctx)
 {
-	char *path;
-	int fd, err;
+	char *path = path_join(ctx->dev_dir, "mapper/control");
+	int fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
+	int err = errno;
 
-	if (ctx->backend != IMGDEV_BACKEND_AUTO)
-		return ctx->backend;
-	path = path_join(ctx->dev_dir, "mapper/control");
-	fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
-	err = errno;
 	free(path);
 	if (fd >= 0)
 		close(fd);
-	if (fd < 0 && (err == ENOENT || err == ENODEV || err == ENXIO || err == ENOTDIR))
-		return IMGDEV_BACKEND_LOOP;
-	return IMGDEV_BACKEND_DM;
+	return fd >= 0 || !(err == ENOENT || err == ENODEV || err == ENXIO || err == ENOTDIR);
 }
 
-/* Map bd's payload as the device-mapper device name. */
-static int dm_map(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-		  char **mapped_path)
+int map_backends_resolve(struct imgdev_ctx *ctx, const struct map_backend *out[MAP_BACKENDS_MAX])
 {
-	char uuid[DMCTL_UUID_MAX];
-	char *path = mapper_path(ctx, name);
-	dev_t dev;
-	int fd = -1, rc = 0;
-
-	if (!path)
-		return ctx_error(ctx, ENOMEM, "out of memory");
-	rc = dmctl_open(ctx, &fd);
-	if (rc < 0)
-		goto out;
-	uuid_for_name(name, uuid);
-	rc = dmctl_create_linear(ctx, fd, name, uuid, bd->size / SECTOR_SIZE - 1, bd->rdev, 1,
-				 &dev);
-	if (rc < 0)
-		goto out;
-	rc = node_ensure(ctx, path, dev);
-	if (rc < 0) {
-		if (dmctl_remove(ctx, fd, name, REMOVE_TRIES) < 0)
-			ctx_log(ctx, LOGP_WARNING, "%s: could not remove after failure", name);
-		goto out;
+	if (ctx->backend == IMGDEV_BACKEND_DM || ctx->backend == IMGDEV_BACKEND_LOOP) {
+		out[0] = ctx->backend == IMGDEV_BACKEND_DM ? &map_backend_dm : &map_backend_loop;
+		return 1;
 	}
-	ctx_log(ctx, LOGP_INFO, "%s: mapped %s from sector 1 as %s", name, bd->path, path);
-	*mapped_path = path;
-	path = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(path);
-	return rc;
+	if (!have_device_mapper(ctx)) {
+		out[0] = &map_backend_loop;
+		return 1;
+	}
+	out[0] = &map_backend_dm;
+	out[1] = &map_backend_loop;
+	return 2;
 }
 
-int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
+const struct map_backend *map_backend_now(struct imgdev_ctx *ctx)
 {
-	int fd, rc;
+	const struct map_backend *be[MAP_BACKENDS_MAX];
 
-	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
-		return 0;
-	if (!bd->is_block)
-		return ctx_error(ctx, ENOTBLK,
-				 "%s: not a block device, so device-mapper cannot map it (attach it with losetup, or use --backend loop)",
-				 bd->path);
-	rc = dmctl_open(ctx, &fd);
-	if (rc == 0)
-		close(fd);
-	return rc;
+	map_backends_resolve(ctx, be);
+	return be[0];
 }
 
 int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	       uint64_t image_size, char **mapped_path)
 {
+	const struct map_backend *be;
 	struct bdev bd;
 	int rc;
 
@@ -212,88 +127,29 @@ int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	rc = bdev_open(ctx, device, O_RDONLY, &bd);
 	if (rc < 0)
 		return rc;
+	be = map_backend_now(ctx);
 	rc = check_room(ctx, &bd, image_size);
 	if (rc == 0)
-		rc = map_check_target(ctx, &bd);
-	if (rc == 0 && backend_now(ctx) == IMGDEV_BACKEND_LOOP)
-		rc = loop_map(ctx, &bd, name, mapped_path);
-	else if (rc == 0)
-		rc = dm_map(ctx, &bd, name, mapped_path);
+		rc = be->check_target(ctx, &bd);
+	if (rc == 0)
+		rc = be->map(ctx, &bd, name, mapped_path);
 	bdev_close(&bd);
-	return rc;
-}
-
-/* Whether name is ours to remove: our UUID prefix, or a recognised mapping. */
-static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, const char *uuid)
-{
-	struct imgdev_mapping m;
-	struct dmctl_target t;
-	int count, ours;
-
-	if (strncmp(uuid, IMGDEV_DM_UUID_PREFIX, strlen(IMGDEV_DM_UUID_PREFIX)) == 0)
-		return 1;
-	count = dmctl_table(ctx, fd, name, &t);
-	if (count < 0)
-		return count;
-	ours = mapping_inspect(ctx, name, count, &t, &m);
-	dmctl_target_clear(&t);
-	if (ours == 1)
-		mapping_clear(&m);
-	if (ours == 0)
-		return ctx_error(ctx, EPERM,
-				 "%s: not an image mapping (uuid \"%s\", not one linear target over a device with an image header); refusing to remove it",
-				 name, uuid);
-	return ours;
-}
-
-static int dm_unmap(struct imgdev_ctx *ctx, const char *name)
-{
-	char uuid[DMCTL_UUID_MAX];
-	char *path = NULL;
-	dev_t dev;
-	int fd = -1, rc;
-
-	rc = dmctl_open(ctx, &fd);
-	if (rc < 0)
-		return rc;
-	rc = dmctl_info(ctx, fd, name, &dev, uuid);
-	if (rc == -ENOENT)
-		rc = ctx_error(ctx, ENOENT, "%s: no such mapping", name);
-	if (rc < 0)
-		goto out;
-	rc = unmap_allowed(ctx, fd, name, uuid);
-	if (rc < 0)
-		goto out;
-	rc = dmctl_remove(ctx, fd, name, REMOVE_TRIES);
-	if (rc < 0)
-		goto out;
-	path = mapper_path(ctx, name);
-	if (path)
-		node_remove(ctx, path, dev);
-	ctx_log(ctx, LOGP_INFO, "%s: unmapped", name);
-out:
-	free(path);
-	close(fd);
 	return rc;
 }
 
 int imgdev_unmap(struct imgdev_ctx *ctx, const char *name)
 {
-	int rc = imgdev_check_name(ctx, name);
+	const struct map_backend *be[MAP_BACKENDS_MAX];
+	int n, rc = check_name_form(ctx, name);
 
 	if (rc < 0)
 		return rc;
-	if (ctx->backend == IMGDEV_BACKEND_LOOP)
-		return loop_unmap(ctx, name);
-	if (ctx->backend == IMGDEV_BACKEND_DM)
-		return dm_unmap(ctx, name);
-	/* AUTO: whichever backend has the name. */
-	if (backend_now(ctx) == IMGDEV_BACKEND_DM) {
-		rc = dm_unmap(ctx, name);
-		if (rc != -ENOENT)
-			return rc;
-	}
-	return loop_unmap(ctx, name);
+	/* The first backend that has the name removes it. */
+	n = map_backends_resolve(ctx, be);
+	rc = -ENOENT;
+	for (int i = 0; i < n && rc == -ENOENT; i++)
+		rc = be[i]->unmap(ctx, name);
+	return rc;
 }
 
 void imgdev_mappings_free(struct imgdev_mapping *list, int count)
@@ -311,59 +167,14 @@ static int mapping_cmp(const void *a, const void *b)
 		      ((const struct imgdev_mapping *)b)->name);
 }
 
-/* Inspect one device and append it to *list if it is an image mapping. */
-static int list_consider(struct imgdev_ctx *ctx, int fd, const char *name,
-			 struct imgdev_mapping **list, int *count)
-{
-	struct imgdev_mapping m, *grown;
-	struct dmctl_target t;
-	int n = dmctl_table(ctx, fd, name, &t);
-
-	if (n == -ENOENT)	/* removed while we listed */
-		return 0;
-	if (n < 0)
-		return n;
-	n = mapping_inspect(ctx, name, n, &t, &m);
-	dmctl_target_clear(&t);
-	if (n <= 0)
-		return n;
-	grown = realloc(*list, sizeof(*grown) * (size_t)(*count + 1));
-	if (!grown) {
-		mapping_clear(&m);
-		return ctx_error(ctx, ENOMEM, "out of memory");
-	}
-	grown[(*count)++] = m;
-	*list = grown;
-	return 0;
-}
-
-static int dm_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int *count)
-{
-	char **names = NULL;
-	int fd, n, rc;
-
-	rc = dmctl_open(ctx, &fd);
-	if (rc < 0)
-		return rc;
-	n = dmctl_list(ctx, fd, &names);
-	rc = n < 0 ? n : 0;
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = list_consider(ctx, fd, names[i], list, count);
-	dmctl_names_free(names, n);
-	close(fd);
-	return rc;
-}
-
 int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 {
+	const struct map_backend *be[MAP_BACKENDS_MAX];
 	struct imgdev_mapping *out = NULL;
-	int count = 0, rc = 0;
+	int count = 0, rc = 0, n = map_backends_resolve(ctx, be);
 
-	if (ctx->backend == IMGDEV_BACKEND_DM ||
-	    (ctx->backend == IMGDEV_BACKEND_AUTO && backend_now(ctx) == IMGDEV_BACKEND_DM))
-		rc = dm_list(ctx, &out, &count);
-	if (rc == 0 && ctx->backend != IMGDEV_BACKEND_DM)
-		rc = loop_list(ctx, &out, &count);
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = be[i]->list(ctx, &out, &count);
 	if (rc < 0) {
 		imgdev_mappings_free(out, count);
 		return rc;
@@ -374,78 +185,18 @@ int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 	return count;
 }
 
-/* Whether the table of name is "linear backing 1" alone. */
-static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t backing)
+int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
 {
-	struct dmctl_target t;
-	unsigned int maj, min;
-	uint64_t offset;
-	int n = dmctl_table(ctx, fd, name, &t), same;
+	return map_backend_now(ctx)->check_target(ctx, bd);
+}
 
-	if (n < 0)
-		return n;
-	same = n == 1 && strcmp(t.type, "linear") == 0 && t.start == 0 && t.params &&
-	       parse_linear_params(t.params, &maj, &min, &offset) == 0 && offset == 1 &&
-	       makedev(maj, min) == backing;
-	dmctl_target_clear(&t);
-	return same;
+int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+{
+	return map_backend_now(ctx)->check_name(ctx, bd, name);
 }
 
 int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
 	       char **mapped_path)
 {
-	char uuid[DMCTL_UUID_MAX];
-	char *path = NULL;
-	dev_t dev;
-	int fd, rc;
-
-	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
-		return loop_map_ensure(ctx, bd, name, mapped_path);
-	rc = dmctl_open(ctx, &fd);
-	if (rc < 0)
-		return rc;
-	rc = dmctl_info(ctx, fd, name, &dev, uuid);
-	if (rc == -ENOENT) {
-		close(fd);
-		return dm_map(ctx, bd, name, mapped_path);
-	}
-	if (rc == 0)
-		rc = maps_onto(ctx, fd, name, bd->rdev);
-	if (rc == 0)
-		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
-			       name, bd->path);
-	if (rc == 1) {
-		path = mapper_path(ctx, name);
-		rc = path ? node_ensure(ctx, path, dev) : ctx_error(ctx, ENOMEM, "out of memory");
-	}
-	close(fd);
-	if (rc < 0) {
-		free(path);
-		return rc;
-	}
-	*mapped_path = path;
-	return 0;
-}
-
-int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
-{
-	char uuid[DMCTL_UUID_MAX];
-	dev_t dev;
-	int fd, rc;
-
-	if (backend_now(ctx) == IMGDEV_BACKEND_LOOP)
-		return loop_check_name_for(ctx, bd, name);
-	rc = dmctl_open(ctx, &fd);
-	if (rc < 0)
-		return rc;
-	rc = dmctl_info(ctx, fd, name, &dev, uuid);
-	if (rc == -ENOENT)
-		rc = 1;		/* free */
-	else if (rc == 0)
-		rc = maps_onto(ctx, fd, name, bd->rdev);
-	close(fd);
-	if (rc == 0)
-		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
-				 name, bd->path);
-	return rc < 0 ? rc : 0;
+	return map_backend_now(ctx)->map_ensure(ctx, bd, name, mapped_path);
 }

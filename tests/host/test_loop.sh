@@ -119,13 +119,48 @@ expect 'auto picks loop without device-mapper, and unmap finds it' '
 	run_imgdev --run-dir "$run" list; assert_contains "$out" virtlet-dm-auto
 	run_imgdev --run-dir "$run" unmap virtlet-dm-auto; assert_rc 0'
 
-expect 'names: longer than lo_file_name holds, or without the prefix, map nothing' '
+expect 'names: longer than lo_file_name holds after the mark, or without the prefix, map nothing' '
 	before=$(losetup -a | wc -l)
-	L map "$disk" "virtlet-dm-$(printf "%060d" 0)" --image-size 1; assert_rc 1
-	assert_contains "$err" "at most 63 bytes"
+	L map "$disk" "virtlet-dm-$(printf "%046d" 0)" --image-size 1; assert_rc 1
+	assert_contains "$err" "at most 56 bytes"
 	L map "$disk" other --image-size 1; assert_rc 1; assert_contains "$err" "must start with"
 	L map "$disk" virtlet-dm-big --image-size $((8 * 1048576)); assert_rc 1; assert_contains "$err" "too small"
 	assert_eq "$(losetup -a | wc -l)" "$before"'
+
+expect 'the longest name that fits (56 bytes) maps, lists and unmaps' '
+	long="virtlet-dm-$(printf "%045d" 0)"
+	L map "$disk" "$long" --image-size "$size"; assert_rc 0
+	L list; assert_eq "$out" "$long"
+	L unmap "$long"; assert_rc 0
+	L list; assert_eq "$out" ""'
+
+expect 'a loop device someone else attached at offset 512 over our disk is not listed, and unmap leaves it' '
+	other=$(losetup -f --show -o 512 "$disk")
+	L map "$disk" virtlet-dm-ours --image-size "$size"; assert_rc 0
+	L list; assert_eq "$out" virtlet-dm-ours
+	L list --json; assert_eq "$(jq -r ".[].name" <<<"$out")" virtlet-dm-ours
+	L unmap "$disk"; assert_rc 1; assert_contains "$err" "not a valid mapping name"
+	L unmap "${disk##*/}"; assert_rc 1; assert_contains "$err" "no such mapping"
+	[ -e "/sys/block/${other#/dev/}/loop/backing_file" ]
+	L unmap virtlet-dm-ours; assert_rc 0
+	losetup -d "$other"'
+
+expect 'every path list prints exists and opens the mapping, the link or else /dev/loopN' '
+	other=$(losetup -f --show -o 512 "$disk")
+	L map "$disk" virtlet-dm-paths --image-size "$size"; assert_rc 0
+	L list --json
+	for p in $(jq -r ".[] | .path, .device, .backing" <<<"$out"); do [ -e "$p" ] || { echo "$p missing"; exit 1; }; done
+	assert_eq "$(jq -r ".[0].path" <<<"$out")" "$run/virtlet-dm-paths"
+	cmp <(head -c "$size" "$(jq -r ".[0].path" <<<"$out")") "$img"
+	rm "$run/virtlet-dm-paths"
+	L list --json
+	n=$(jq -r ".[0].device" <<<"$out")
+	assert_eq "$(jq -r ".[0].path" <<<"$out")" "$n"
+	assert_eq "$n" "/dev/$(basename "$n")"; [ -b "$n" ]
+	cmp <(head -c "$size" "$n") "$img"
+	L unmap virtlet-dm-paths; assert_rc 0
+	[ ! -e "/sys/block/${n#/dev/}/loop/backing_file" ]
+	losetup -d "$other"'
 
 expect 'a loop mapping over a device without our header is not listed nor unmapped' '
 	d=$tmp/plain; truncate -s 4M "$d"

@@ -74,6 +74,28 @@ expect 'list --json gives name, path, backing, major:minor, sectors and hash' '
 	assert_contains "$out" "\"image_hash\": \"sha256:$HEX_A\""
 	assert_contains "$out" "\"image_hash\": \"sha256:$HEX_B\""'
 
+expect 'every path list prints exists; a mapping dmsetup made without udev is listed under /dev/dm-N' '
+	run_imgdev list --json; assert_rc 0
+	echo "$out" >"$work/list.json"
+	for p in $(jq -r ".[] | .path, .device, .backing" "$work/list.json"); do
+		[ -b "$p" ] || { echo "$p is not a block device"; exit 1; }
+	done
+	[ ! -e /dev/mapper/virtlet-dm-virtlet ]
+	mm=$(dmsetup info -c --noheadings -o major,minor --separator : virtlet-dm-virtlet)
+	p=$(jq -r ".[] | select(.name == \"virtlet-dm-virtlet\") | .path" "$work/list.json")
+	assert_eq "$p" "/dev/dm-${mm#*:}"
+	assert_eq "$(jq -r ".[] | select(.name == \"virtlet-dm-one\") | .device" "$work/list.json")" \
+		"/dev/$(basename "$(readlink -f /sys/dev/block/$(dmsetup info -c --noheadings -o major,minor --separator : virtlet-dm-one))")"
+	cmp <(tail -c +513 /dev/ubdc | head -c 51200) <(head -c 51200 "$p")'
+
+expect 'whatever list shows, unmap removes: a name without the prefix too' '
+	run_imgdev list; assert_contains "$out" other-linear
+	run_imgdev unmap other-linear; assert_rc 0
+	! dmsetup info other-linear >/dev/null 2>&1
+	run_imgdev list; assert_rc 0
+	case "$out" in *other-linear*) echo "still listed"; exit 1 ;; esac
+	dmsetup create other-linear --table "0 100 linear /dev/ubdc 1"'
+
 expect 'a backing device that cannot be read is skipped with a warning' '
 	mkdir -p "$work/fakedev"
 	run_imgdev --dev-dir "$work/fakedev" --backend dm list; assert_rc 1

@@ -146,6 +146,12 @@ fi
 mkdir "$rd/uml"
 umid=umlrun-$$-${rd##*.}
 
+# UML 6.1 cannot hand the host a whole XSAVE area on CPUs with AVX-512 or AMX
+# (see uml-xstate-shim.c); the shim, preloaded into the UML process only, does.
+shim=$rd/uml-xstate-shim.so
+cc -shared -fPIC -O2 -o "$shim" "$here/uml-xstate-shim.c" -ldl -lpthread ||
+    die "cannot build $here/uml-xstate-shim.c"
+
 # The UML process gets stdin from /dev/null and its own session (no terminal to
 # touch; the whole process tree can be killed by group id). The console goes to
 # console.log through fd 1: con=null silences the other consoles, ssl=null the
@@ -155,7 +161,7 @@ start=$(date +%s.%N)
     ulimit -c 0
     cd "$rd"
     export TMPDIR=$memdir TMP=$memdir TEMP=$memdir
-    exec setsid "$kernel" \
+    LD_PRELOAD=$shim exec setsid "$kernel" \
         mem="$mem" umid="$umid" uml_dir="$rd/uml/" \
         rootfstype=hostfs rootflags=/ rw \
         con=null con0=null,fd:1 ssl=null \

@@ -1,8 +1,9 @@
 /*
  * Unit tests of mapping recognition against a fake /dev + /sys tree: which
  * tables count as image mappings, how the backing device is found through
- * the uevent file, and that unresolvable devices are skipped with a warning.
- * Also the mapping-name rules.
+ * the uevent file, and that unresolvable devices are skipped with a warning;
+ * which node a mapping is listed under (only nodes that exist and are the
+ * mapping's). Also the mapping-name rules.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -57,11 +59,15 @@ static void on_log(void *userdata, int priority, const char *msg)
 	}
 }
 
+/* The mapping's own number in these tests; sysfs names its node dm-5. */
+#define MAPPING_DEV makedev(253, 5)
+
 /* /dev/imgdisk carries a header; /dev/plaindisk does not; 7:3 and 7:4 name them. */
 static int setup(void **state)
 {
 	static const char ev_img[] = "MAJOR=7\nMINOR=3\nDEVNAME=imgdisk\nDEVTYPE=disk\n";
 	static const char ev_plain[] = "MAJOR=7\nMINOR=4\nDEVNAME=plaindisk\n";
+	static const char ev_dm[] = "MAJOR=253\nMINOR=5\nDEVNAME=dm-5\n";
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	uint8_t sector[SECTOR_SIZE], hash[IMGDEV_HASH_SIZE];
 	char dir[128];
@@ -71,11 +77,12 @@ static int setup(void **state)
 	strcpy(fx->root, "/tmp/imgdev-tree-XXXXXX");
 	assert_non_null(mkdtemp(fx->root));
 	for (const char *d = "dev\0sys\0sys/dev\0sys/dev/block\0sys/dev/block/7:3\0"
-			     "sys/dev/block/7:4\0";
+			     "sys/dev/block/7:4\0sys/dev/block/253:5\0dev/mapper\0";
 	     *d; d += strlen(d) + 1)
 		make_dir(fx->root, d);
 	put_file(fx->root, "sys/dev/block/7:3/uevent", ev_img, strlen(ev_img));
 	put_file(fx->root, "sys/dev/block/7:4/uevent", ev_plain, strlen(ev_plain));
+	put_file(fx->root, "sys/dev/block/253:5/uevent", ev_dm, strlen(ev_dm));
 	memset(hash, 0x3c, sizeof(hash));
 	hdr_init_v1(&h, hash);
 	hdr_encode(&h, sector);
@@ -111,7 +118,29 @@ static int inspect(struct fixture *fx, int count, const char *type, uint64_t sta
 
 	snprintf(t.type, sizeof(t.type), "%s", type);
 	t.params = (char *)params;
-	return mapping_inspect(fx->ctx, "virtlet-dm-a", count, &t, m);
+	return mapping_inspect(fx->ctx, "virtlet-dm-a", MAPPING_DEV, count, &t, m);
+}
+
+/* Make <root>/rel a block node of dev: 0, or -1 when we may not (not root). */
+static int make_node(const char *root, const char *rel, dev_t dev)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	unlink(path);
+	return mknod(path, S_IFBLK | 0600, dev) == 0 ? 0 : -1;
+}
+
+/* Assert m->path and m->device are <root>/path_rel and <root>/device_rel. */
+static void assert_nodes(const struct fixture *fx, const struct imgdev_mapping *m,
+			 const char *path_rel, const char *device_rel)
+{
+	char expect[256];
+
+	snprintf(expect, sizeof(expect), "%s/%s", fx->root, path_rel);
+	assert_string_equal(m->path, expect);
+	snprintf(expect, sizeof(expect), "%s/%s", fx->root, device_rel);
+	assert_string_equal(m->device, expect);
 }
 
 static void test_recognises_image_mapping(void **state)
@@ -122,14 +151,65 @@ static void test_recognises_image_mapping(void **state)
 
 	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
 	assert_string_equal(m.name, "virtlet-dm-a");
-	snprintf(expect, sizeof(expect), "%s/dev/mapper/virtlet-dm-a", fx->root);
-	assert_string_equal(m.path, expect);
 	snprintf(expect, sizeof(expect), "%s/dev/imgdisk", fx->root);
 	assert_string_equal(m.backing, expect);
 	assert_int_equal(m.backing_major, 7);
 	assert_int_equal(m.backing_minor, 3);
 	assert_true(m.sectors == 2047);
 	assert_int_equal(m.image_hash[0], 0x3c);
+	mapping_clear(&m);
+}
+
+/*
+ * No node of the mapping in the tree: listed, with no path (and a warning
+ * saying so), never with a /dev/mapper path that does not exist.
+ */
+static void test_no_node_no_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct imgdev_mapping m;
+
+	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
+	assert_null(m.path);
+	assert_null(m.device);
+	assert_int_equal(fx->warnings, 1);
+	assert_non_null(strstr(fx->last_warning, "no device node for 253:5"));
+	mapping_clear(&m);
+}
+
+/* The node that exists and is the mapping's: mapper/NAME, else the kernel's dm-N. */
+static void test_listed_under_the_node_that_exists(void **state)
+{
+	struct fixture *fx = *state;
+	struct imgdev_mapping m;
+
+	if (make_node(fx->root, "dev/dm-5", MAPPING_DEV) < 0)
+		skip();		/* mknod needs root */
+	/* Only the kernel's node, as dmsetup leaves it on a host without udev. */
+	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
+	assert_nodes(fx, &m, "dev/dm-5", "dev/dm-5");
+	mapping_clear(&m);
+	/* A mapper node of another device does not count. */
+	assert_int_equal(make_node(fx->root, "dev/mapper/virtlet-dm-a", makedev(253, 6)), 0);
+	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
+	assert_nodes(fx, &m, "dev/dm-5", "dev/dm-5");
+	mapping_clear(&m);
+	/* Its own mapper node is the path; the kernel's node stays the device. */
+	assert_int_equal(make_node(fx->root, "dev/mapper/virtlet-dm-a", MAPPING_DEV), 0);
+	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
+	assert_nodes(fx, &m, "dev/mapper/virtlet-dm-a", "dev/dm-5");
+	mapping_clear(&m);
+	/* A udev-style symlink to the kernel's node counts as the mapper node. */
+	assert_int_equal(make_node(fx->root, "dev/dm-5", MAPPING_DEV), 0);
+	{
+		char link[256];
+
+		snprintf(link, sizeof(link), "%s/dev/mapper/virtlet-dm-a", fx->root);
+		assert_int_equal(unlink(link), 0);
+		assert_int_equal(symlink("../dm-5", link), 0);
+	}
+	assert_int_equal(inspect(fx, 1, "linear", 0, "7:3 1", &m), 1);
+	assert_nodes(fx, &m, "dev/mapper/virtlet-dm-a", "dev/dm-5");
 	mapping_clear(&m);
 	assert_int_equal(fx->warnings, 0);
 }
@@ -198,6 +278,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_recognises_image_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_node_no_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listed_under_the_node_that_exists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejects_other_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unresolvable_backing_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
