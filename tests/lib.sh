@@ -72,6 +72,24 @@ madvise_trace() { strace_wrap "$1" madvise; }
 # mapped and faulted in) that trace saw.
 populates() { grep -c "MADV_POPULATE_READ\|, 0x16)" "$1" || true; }
 
+# sha FILE: its SHA-256 in hex.
+sha() { sha256sum "$1" | cut -c1-64; }
+# hex_at FILE OFFSET LENGTH: those bytes as one hex string.
+hex_at() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+# u64_at FILE OFFSET: a big-endian u64 in decimal.
+u64_at() { echo $((16#$(hex_at "$1" "$2" 8))); }
+# room SIZE: the smallest device that holds an image of SIZE bytes (header sector + payload).
+room() { echo $((512 + (($1 + 511) / 512) * 512)); }
+# payload_is DEV IMAGE: the device bytes 512..512+size equal the image.
+payload_is() {
+	cmp -n "$(stat -c %s "$2")" -i 512:0 "$1" "$2" || { echo "payload of $1 differs from $2"; return 1; }
+}
+# jfield KEY: the value of the first KEY in the JSON on stdin, through jq; strings
+# unquoted, other values as JSON text (true, null, 42); nothing when KEY is absent.
+jfield() { jq -r --arg k "$1" 'first(.. | objects | select(has($k)) | .[$k]) | tostring'; }
+# jget KEY JSON: the same, of JSON given as an argument.
+jget() { jfield "$1" <<<"$2"; }
+
 # sector0_hex FILE: the first 512 bytes as one hex string.
 sector0_hex() { head -c 512 "$1" | od -An -v -tx1 | tr -d ' \n'; }
 

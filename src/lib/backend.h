@@ -13,18 +13,16 @@ struct imgdev_mapping;
 struct bdev;
 
 struct map_backend {
-	int id;			/* IMGDEV_BACKEND_DM or IMGDEV_BACKEND_LOOP */
-	const char *name;	/* "dm", "loop" */
+	int id;           /* IMGDEV_BACKEND_DM or IMGDEV_BACKEND_LOOP */
+	const char *name; /* "dm", "loop" */
 	/* Whether bd can be mapped at all; 0 or -errno and why. */
 	int (*check_target)(struct imgdev_ctx *ctx, const struct bdev *bd);
 	/* 0 when name is free or already maps bd; -EEXIST (or -errno) and why. */
 	int (*check_name)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
 	/* Map bd's payload as name (which must not exist); *path for the hypervisor. */
-	int (*map)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-		   char **path);
+	int (*map)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **path);
 	/* Like map, but a mapping of name onto bd already there is fine. */
-	int (*map_ensure)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			  char **path);
+	int (*map_ensure)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **path);
 	/* Remove the image mapping name: 0, -ENOENT when there is none, -errno. */
 	int (*unmap)(struct imgdev_ctx *ctx, const char *name);
 	/* Append this backend's image mappings to *list (*count of them); 0 or -errno. */

@@ -21,8 +21,7 @@
 
 #define UEVENT_MAX 4096
 
-int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min,
-			 char **path)
+int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min, char **path)
 {
 	char rel[64], text[UEVENT_MAX], devname[256];
 	char *uevent;
@@ -82,8 +81,7 @@ static int dup_or_null(const char *s, char **out)
 	return s && !*out ? -ENOMEM : 0;
 }
 
-int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
-		const struct mapping_desc *d)
+int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out, const struct mapping_desc *d)
 {
 	memset(out, 0, sizeof(*out));
 	out->name = strdup(d->name);
@@ -127,8 +125,7 @@ static void keep_if_node(char *p, dev_t dev, char **path)
 		free(p);
 }
 
-int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path,
-		       char **device)
+int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path, char **device)
 {
 	char *mapper = mapping_mapper_path(ctx, name), *kernel = NULL;
 	bool oom = !mapper;
@@ -160,31 +157,35 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int tar
 	struct hdr h;
 	int rc;
 
-	if (target_count != 1 || strcmp(t->type, "linear") != 0 || t->start != 0 ||
-	    !t->params || parse_linear_params(t->params, &maj, &min, &offset) < 0 ||
-	    offset != SECTOR_SIZE / 512)
+	if (target_count != 1 || strcmp(t->type, "linear") != 0 || t->start != 0 || !t->params ||
+	    parse_linear_params(t->params, &maj, &min, &offset) < 0 || offset != SECTOR_SIZE / 512)
 		return 0;
 	rc = mapping_backing_path(ctx, maj, min, &backing);
 	if (rc == 0)
 		rc = mapping_backing_header(ctx, backing, &h);
 	if (rc < 0) {
-		ctx_log(ctx, LOGP_WARNING, "%s: skipped: backing device %u:%u: %s", name, maj,
-			min, ctx->errmsg);
+		ctx_log(ctx, LOGP_WARNING, "%s: skipped: backing device %u:%u: %s", name, maj, min,
+			ctx->errmsg);
 		free(backing);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	if (rc == 0) {		/* no header: not an image mapping */
+	if (rc == 0) { /* no header: not an image mapping */
 		free(backing);
 		return 0;
 	}
 	rc = mapping_node_paths(ctx, name, dev, &path, &device);
 	if (rc == 0 && !path)
-		ctx_log(ctx, LOGP_WARNING, "%s: no device node for %u:%u under %s (imgdev map makes %s/mapper/%s)",
+		ctx_log(ctx, LOGP_WARNING,
+			"%s: no device node for %u:%u under %s (imgdev map makes %s/mapper/%s)",
 			name, major(dev), minor(dev), ctx->dev_dir, ctx->dev_dir, name);
 	if (rc == 0) {
-		struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_DM, .path = path,
-					  .device = device, .backing = backing,
-					  .backing_dev = makedev(maj, min), .sectors = t->length,
+		struct mapping_desc d = { .name = name,
+					  .backend = IMGDEV_BACKEND_DM,
+					  .path = path,
+					  .device = device,
+					  .backing = backing,
+					  .backing_dev = makedev(maj, min),
+					  .sectors = t->length,
 					  .image_hash = h.image_hash };
 
 		rc = mapping_set(ctx, out, &d);

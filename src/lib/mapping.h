@@ -16,8 +16,7 @@
  * <dev>/DEVNAME for the block device maj:min, from
  * <sys>/dev/block/MAJ:MIN/uevent. 0 with *path malloc'ed, or -errno.
  */
-int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min,
-			 char **path);
+int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int min, char **path);
 
 /*
  * Whether the device `name` (number dev), whose table has target_count
@@ -42,8 +41,7 @@ char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name);
  * NULL when no such node exists (a host without udev or devtmpfs). 0 or
  * -ENOMEM.
  */
-int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path,
-		       char **device);
+int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path, char **device);
 
 struct hdr;
 
@@ -63,8 +61,7 @@ struct mapping_desc {
 };
 
 /* Fill out from d (strings copied; path and device may be NULL); 1, or -ENOMEM. */
-int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out,
-		const struct mapping_desc *d);
+int mapping_set(struct imgdev_ctx *ctx, struct imgdev_mapping *out, const struct mapping_desc *d);
 
 /* Free the strings of one mapping. */
 void mapping_clear(struct imgdev_mapping *m);

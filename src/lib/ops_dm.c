@@ -70,8 +70,7 @@ static void node_remove(struct imgdev_ctx *ctx, const char *path, dev_t dev)
 	if (lstat(path, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)
 		return;
 	if (unlink(path) < 0 && errno != ENOENT)
-		ctx_log(ctx, LOGP_WARNING, "%s: cannot remove device node: %s", path,
-			strerror(errno));
+		ctx_log(ctx, LOGP_WARNING, "%s: cannot remove device node: %s", path, strerror(errno));
 }
 
 /* Map bd's payload as the device-mapper device name. */
@@ -89,8 +88,7 @@ static int dmmap_create(struct imgdev_ctx *ctx, const struct bdev *bd, const cha
 	if (rc < 0)
 		goto out;
 	uuid_for_name(name, uuid);
-	rc = dmctl_create_linear(ctx, fd, name, uuid, bd->size / SECTOR_SIZE - 1, bd->rdev, 1,
-				 &dev);
+	rc = dmctl_create_linear(ctx, fd, name, uuid, bd->size / SECTOR_SIZE - 1, bd->rdev, 1, &dev);
 	if (rc < 0)
 		goto out;
 	rc = node_ensure(ctx, path, dev);
@@ -124,8 +122,7 @@ static int dmmap_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
 }
 
 /* Whether name is ours to remove: our UUID prefix, or a recognised mapping. */
-static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, dev_t dev,
-			 const char *uuid)
+static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, dev_t dev, const char *uuid)
 {
 	struct imgdev_mapping m;
 	struct dmctl_target t;
@@ -190,7 +187,7 @@ static int list_consider(struct imgdev_ctx *ctx, int fd, const char *name,
 
 	if (n == 0)
 		n = dmctl_table(ctx, fd, name, &t);
-	if (n == -ENOENT)	/* removed while we listed */
+	if (n == -ENOENT) /* removed while we listed */
 		return 0;
 	if (n < 0)
 		return n;
@@ -292,7 +289,8 @@ static int dmmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const
 	int rc = name_state(ctx, bd, name, &dev);
 
 	if (rc == NAME_MAPS_OTHER)
-		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
+		return ctx_error(ctx, EEXIST,
+				 "%s: already exists and maps something other than %s; nothing written",
 				 name, bd->path);
 	return rc < 0 ? rc : 0;
 }

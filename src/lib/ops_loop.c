@@ -60,8 +60,7 @@ static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
 }
 
 /* Whether info is our image mapping: marked, offset 512 over a device with our magic. */
-static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info,
-			    struct hdr *h)
+static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info, struct hdr *h)
 {
 	int rc;
 
@@ -86,8 +85,8 @@ static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *i
  * fn returns non-zero and returns that. 0 when all were visited, or -errno.
  */
 static int loopmap_each(struct imgdev_ctx *ctx,
-		     int (*fn)(void *arg, const struct loopctl_info *info, const struct hdr *h),
-		     void *arg)
+			int (*fn)(void *arg, const struct loopctl_info *info, const struct hdr *h),
+			void *arg)
 {
 	struct loopctl_info info;
 	int *nrs = NULL, n, rc = 0;
@@ -98,7 +97,7 @@ static int loopmap_each(struct imgdev_ctx *ctx,
 		return n;
 	for (int i = 0; i < n && rc == 0; i++) {
 		if (loopctl_info(ctx, nrs[i], &info) < 0)
-			continue;	/* detached meanwhile */
+			continue; /* detached meanwhile */
 		rc = loopmap_is_image(ctx, &info, &h);
 		if (rc == 1)
 			rc = fn(arg, &info, &h);
@@ -139,8 +138,7 @@ static bool loopmap_backs_onto(const struct loopctl_info *info, const struct bde
 {
 	struct stat st;
 
-	if (fstat(bd->fd, &st) == 0 && info->backing_dev == st.st_dev &&
-	    info->backing_ino == st.st_ino)
+	if (fstat(bd->fd, &st) == 0 && info->backing_dev == st.st_dev && info->backing_ino == st.st_ino)
 		return true;
 	return bd->is_block && stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode) &&
 	       st.st_rdev == bd->rdev;
@@ -249,7 +247,7 @@ static int loopmap_check_length(struct imgdev_ctx *ctx, const char *name)
 
 /* Attach bd's payload as name, under the run-dir lock; 0 or -errno. */
 static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			      char **mapped_path)
+				 char **mapped_path)
 {
 	char marked[LOOPCTL_NAME_MAX + 1];
 	struct loopctl_info existing;
@@ -257,7 +255,8 @@ static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, 
 
 	rc = loopmap_find(ctx, name, &existing);
 	if (rc == 1)
-		return ctx_error(ctx, EEXIST, "%s: a loop mapping with this name already exists (%s/loop%d)",
+		return ctx_error(ctx, EEXIST,
+				 "%s: a loop mapping with this name already exists (%s/loop%d)",
 				 name, ctx->dev_dir, existing.nr);
 	if (rc < 0)
 		return rc;
@@ -265,8 +264,8 @@ static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, 
 	if (fd < 0)
 		return ctx_error(ctx, errno, "%s: cannot open: %s", bd->path, strerror(errno));
 	snprintf(marked, sizeof(marked), "%s%s", LOOP_MARK, name);
-	rc = loopctl_attach(ctx, fd, SECTOR_SIZE, (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1),
-			    marked, &nr);
+	rc = loopctl_attach(ctx, fd, SECTOR_SIZE,
+			    (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1), marked, &nr);
 	close(fd);
 	if (rc < 0)
 		return rc;
@@ -300,7 +299,8 @@ static int loopmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, con
 	if (rc == 0)
 		rc = loopmap_find(ctx, name, &info);
 	if (rc == 1 && !loopmap_backs_onto(&info, bd))
-		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s; nothing written",
+		return ctx_error(ctx, EEXIST,
+				 "%s: already exists and maps something other than %s; nothing written",
 				 name, bd->path);
 	return rc < 0 ? rc : 0;
 }
@@ -362,9 +362,12 @@ static int list_add(void *arg, const struct loopctl_info *info, const struct hdr
 	struct imgdev_mapping *grown = realloc(*a->list, sizeof(*grown) * (size_t)(*a->count + 1));
 	struct stat st;
 	/* The link when it is there and ours, else the loop device itself. */
-	struct mapping_desc d = { .name = name, .backend = IMGDEV_BACKEND_LOOP,
-				  .path = linked ? link : device, .device = device,
-				  .backing = info->backing_file, .sectors = info->sectors,
+	struct mapping_desc d = { .name = name,
+				  .backend = IMGDEV_BACKEND_LOOP,
+				  .path = linked ? link : device,
+				  .device = device,
+				  .backing = info->backing_file,
+				  .sectors = info->sectors,
 				  .image_hash = h->image_hash };
 	int rc = -ENOMEM;
 

@@ -53,8 +53,7 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
 		return ctx_error(ctx, EINVAL, "%s: mapping name must start with \"%s\"", name,
 				 ctx->prefix);
 	if (len == plen)
-		return ctx_error(ctx, EINVAL, "%s: mapping name has nothing after the prefix",
-				 name);
+		return ctx_error(ctx, EINVAL, "%s: mapping name has nothing after the prefix", name);
 	return 0;
 }
 
@@ -114,8 +113,8 @@ const struct map_backend *map_backend_now(struct imgdev_ctx *ctx)
 	return be[0];
 }
 
-int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
-	       uint64_t image_size, char **mapped_path)
+int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name, uint64_t image_size,
+	       char **mapped_path)
 {
 	const struct map_backend *be;
 	struct bdev bd;
@@ -195,8 +194,7 @@ int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *na
 	return map_backend_now(ctx)->check_name(ctx, bd, name);
 }
 
-int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-	       char **mapped_path)
+int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **mapped_path)
 {
 	return map_backend_now(ctx)->map_ensure(ctx, bd, name, mapped_path);
 }

@@ -20,13 +20,6 @@ CRASH_SECONDS=${CRASH_SECONDS:-22}	# and at most this long per device
 ZERO64=$(printf "%064d" 0)
 MiB=1048576
 
-hex_at() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
-sha() { sha256sum "$1" | cut -c1-64; }
-jfield() { grep -o "\"$1\": *[^,}]*" | head -n 1 | sed 's/^"[^"]*": *//; s/ *$//; s/^"//; s/"$//'; }
-room() { echo $((512 + (($1 + 511) / 512) * 512)); }
-payload_is() { # payload_is DEV IMAGE
-	cmp -n "$(stat -c %s "$2")" -i 512:0 "$1" "$2"
-}
 
 # Image A: 96 MiB of 6 MiB random / 2 MiB written zeros. Image B: 16 MiB
 # random, a 16 MiB hole, 32 MiB + 12345 bytes random (an odd size). B is

@@ -25,9 +25,6 @@ if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null ||
 fi
 
 MiB=1048576
-sha() { sha256sum "$1" | cut -c1-64; }
-hex_at() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
-u64_at() { echo $((16#$(hex_at "$1" "$2" 8))); }
 u32_at() { echo $((16#$(hex_at "$1" "$2" 4))); }
 # put_u64 FILE OFFSET VALUE: write VALUE big-endian at OFFSET (bit 63 may be set).
 put_u64() {
@@ -35,12 +32,6 @@ put_u64() {
 	printf "$(printf '%016x' "$3" | sed 's/../\\x&/g')" |
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
-# jget KEY JSON: the value of KEY (a string, number or literal), quotes dropped.
-jget() {
-	local re="\"$1\": *\"?([^,\"}]*)"
-	[[ $2 =~ $re ]] && echo "${BASH_REMATCH[1]// /}"
-}
-room() { echo $((512 + (($1 + 511) / 512) * 512)); }
 # put_rand FILE OFFSET LENGTH: fresh random bytes at OFFSET.
 put_rand() {
 	head -c "$3" /dev/urandom |

@@ -27,30 +27,9 @@ new_disk() { # new_disk NAME SIZE: a device file of random bytes; prints its pat
 	rand "$tmp/$1" "$2"
 	echo "$tmp/$1"
 }
-room() { # room SIZE: the smallest device that holds an image of SIZE bytes
-	echo $((512 + (($1 + 511) / 512) * 512))
-}
-hex_at() { # hex_at FILE OFFSET LENGTH: those bytes as one hex string
-	od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'
-}
-u64_at() { # u64_at FILE OFFSET: a big-endian u64 in decimal
-	echo $((16#$(hex_at "$1" "$2" 8)))
-}
 be64() { printf '%016x' "$1"; }
-sha() { sha256sum "$1" | cut -c1-64; }
-whole() { sha256sum "$1" | cut -c1-64; }
-# jfield KEY: the value of KEY in the JSON on stdin (pretty or plain), quotes dropped.
-jfield() {
-	grep -o "\"$1\": *[^,}]*" | head -n 1 | sed 's/^"[^"]*": *//; s/ *$//; s/^"//; s/"$//'
-}
-# payload_is DEV IMAGE: the device bytes 512..512+size equal the image.
-payload_is() {
-	local n
-	n=$(stat -c %s "$2")
-	cmp -n "$n" -i 512:0 "$1" "$2" || { echo "payload of $1 differs from $2"; return 1; }
-}
 # state DEV: a checksum of the whole device plus its mtime, to see "nothing written".
-state() { echo "$(whole "$1") $(stat -c %s.%Y.%y "$1")"; }
+state() { echo "$(sha "$1") $(stat -c %s.%Y.%y "$1")"; }
 
 # mixed IMAGE: data with zero runs in the middle, a zero 64 KiB block but for
 # its last byte, and a zero tail that ends mid-sector (728758 bytes).
@@ -467,9 +446,9 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		assert_eq "$(hex_at "$tmp/lback1" 480 32)" "$(head -c 480 "$tmp/lback1" | tail -c 416 | sha256sum | cut -c1-64)"
 		payload_is "$tmp/lback1" "$tmp/limg1"; via_dev "$l" "$tmp/limg1"
 		run_imgdev verify "$l"; assert_rc 0; assert_eq "$out" ok
-		before=$(whole "$tmp/lback1"); ct=$(hex_at "$tmp/lback1" 160 8); sleep 1.1
+		before=$(sha "$tmp/lback1"); ct=$(hex_at "$tmp/lback1" 160 8); sleep 1.1
 		run_imgdev provision "$l" "$tmp/limg1" --no-map; assert_rc 0; assert_eq "$out" matched
-		assert_eq "$(whole "$tmp/lback1")" "$before"; assert_eq "$(hex_at "$l" 160 8)" "$ct"
+		assert_eq "$(sha "$tmp/lback1")" "$before"; assert_eq "$(hex_at "$l" 160 8)" "$ct"
 		rand "$tmp/limg1b" 1234567
 		run_imgdev provision "$l" "$tmp/limg1b" --no-map; assert_rc 0; assert_eq "$out" written
 		via_dev "$l" "$tmp/limg1b"; payload_is "$tmp/lback1" "$tmp/limg1b"
@@ -600,19 +579,19 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 	expect 'an image too big for a loop device fails with "too small" and writes nothing' '
 		rand "$tmp/lbig" 1048577
 		l=$(loopdev lbigback 1049088)
-		before=$(whole "$l")
+		before=$(sha "$l")
 		run_imgdev provision "$l" "$tmp/lbig" --no-map; assert_rc 1; assert_contains "$err" "too small"
-		assert_eq "$(whole "$l")" "$before"; assert_eq "$(whole "$tmp/lbigback")" "$before"
+		assert_eq "$(sha "$l")" "$before"; assert_eq "$(sha "$tmp/lbigback")" "$before"
 		losetup -d "$l"'
 
 	expect 'provision --backend dm on a host without device-mapper fails before writing anything' '
 		if [ -e /dev/mapper/control ]; then exit 0; fi
 		rand "$tmp/lm" 100000
 		l=$(loopdev lmback 1048576)
-		before=$(whole "$tmp/lmback")
+		before=$(sha "$tmp/lmback")
 		run_imgdev provision "$l" "$tmp/lm" --name virtlet-dm-hosttest --backend dm; assert_rc 1
 		assert_contains "$err" "device-mapper"
-		assert_eq "$(whole "$tmp/lmback")" "$before"
+		assert_eq "$(sha "$tmp/lmback")" "$before"
 		[ ! -e /dev/mapper/virtlet-dm-hosttest ]
 		losetup -d "$l"'
 else

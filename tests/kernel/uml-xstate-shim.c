@@ -25,14 +25,14 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 
-#define FULL_MAX (64 * 1024)	/* above any XSAVE area a host reports */
+#define FULL_MAX (64 * 1024) /* above any XSAVE area a host reports */
 #define SLOTS 8192
 
 typedef long (*ptrace_fn)(int, pid_t, void *, void *);
 
 struct saved {
-	void *key;		/* UML's buffer */
-	size_t len;		/* bytes of the whole area */
+	void *key;  /* UML's buffer */
+	size_t len; /* bytes of the whole area */
 	unsigned char *area;
 };
 
