@@ -14,14 +14,30 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
-struct cli {
-	struct imgdev_ctx *ctx;
-	const char *command;	/* for messages */
-	int verbose;
-};
+struct cli;
 
 /* One subcommand: argv[0] is the command name. Returns an exit status. */
 typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
+
+/*
+ * A row of the command table (main.c), the one place a command's usage text
+ * and arity are written: its --help, its usage errors and imgdev --help all
+ * read them from here.
+ */
+struct cli_command {
+	const char *name;
+	cli_command_fn fn;
+	const char *args;	/* usage after the name: "DEVICE [--json]" */
+	const char *summary;	/* what it does, for imgdev --help */
+	int nargs;		/* positional arguments it takes */
+};
+
+struct cli {
+	struct imgdev_ctx *ctx;
+	const char *command;	/* for messages */
+	const struct cli_command *cmd;	/* the one running, NULL before */
+	int verbose;
+};
 
 int cmd_ensure(struct cli *cli, int argc, char **argv);
 int cmd_map(struct cli *cli, int argc, char **argv);
@@ -51,6 +67,15 @@ void progress_end(struct progress *p);
 /* "imgdev: CMD: <what>" on stderr; returns EXIT_USAGE. */
 int cli_usage_error(struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Report getopt's complaint c (':' or '?') about argv; returns EXIT_USAGE. */
+int cli_option_error(struct cli *cli, int c, char **argv);
+/* Print "Usage: imgdev NAME ARGS" of the running command; returns an exit status. */
+int cli_help(struct cli *cli);
+/*
+ * After the options: whether the running command got its number of
+ * positional arguments; 0, or EXIT_USAGE after a message with its usage.
+ */
+int cli_want_args(struct cli *cli, int argc);
 /* Report the context's last error; returns EXIT_FAIL. */
 int cli_fail(struct cli *cli);
 /*
@@ -58,7 +83,7 @@ int cli_fail(struct cli *cli);
  * --backend when backend is true. -1 means exit with *status.
  */
 int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
-		     const char *usage, int *status);
+		     int *status);
 struct json_object;
 /* Print a json-c object on stdout, pretty, and drop it. */
 void cli_print_json(struct json_object *obj);
