@@ -7,12 +7,23 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "imgdev.h"
 
-#define EXIT_OK 0
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+/* Exit statuses; status.c maps the library's errnos to them and says what they mean. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* any failure not listed here */
+	EXIT_USAGE = 2,
+	EXIT_MISMATCH = 3,	/* verify: the payload differs from its record */
+	EXIT_NO_RECORD = 4,	/* verify: no complete commit record */
+	EXIT_BUSY = 5,		/* the device is mounted, mapped or held */
+	EXIT_FOREIGN = 6,	/* a foreign signature, refused without --force */
+	EXIT_IMAGE = 7,		/* the image is unreadable or unsupported */
+	EXIT_TOO_SMALL = 8,	/* the device is too small */
+	EXIT_PERMISSION = 9,	/* permission denied */
+};
 
 struct cli;
 
@@ -76,8 +87,12 @@ int cli_help(struct cli *cli);
  * positional arguments; 0, or EXIT_USAGE after a message with its usage.
  */
 int cli_want_args(struct cli *cli, int argc);
-/* Report the context's last error; returns EXIT_FAIL. */
-int cli_fail(struct cli *cli);
+/* The exit status for a library call's result rc (0 or -errno). */
+int cli_exit_status(int rc);
+/* Report the context's last error, from a call that returned rc; returns its exit status. */
+int cli_fail(struct cli *cli, int rc);
+/* The table of exit statuses, for imgdev --help. */
+void cli_print_exit_statuses(FILE *out);
 /*
  * Parse the options of a simple command: --help, --json when json is given,
  * --backend when backend is true. -1 means exit with *status.

@@ -84,8 +84,9 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
  * With the image mapped (mmap_image and a digest), a truncation of the
  * image file or a failing read of its storage in mid-copy arrives as
  * SIGBUS. The device is still marked "writing" then (nothing is committed
- * before the copy ends), so say so and exit 1 instead of dying with "Bus
- * error". Two workers may fault at once: the first one reports.
+ * before the copy ends), so say so and exit as for an unreadable image
+ * instead of dying with "Bus error". Two workers may fault at once: the
+ * first one reports.
  */
 static char sigbus_msg[1024];
 static size_t sigbus_len;
@@ -101,7 +102,7 @@ static void on_sigbus(int sig)
 			pause();	/* the first one exits */
 	n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
 	(void)n;	/* nothing more to do if stderr is gone */
-	_exit(EXIT_FAIL);
+	_exit(EXIT_IMAGE);
 }
 
 static void catch_sigbus(const char *device, const char *image, bool progress_bar,
@@ -171,7 +172,7 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 		sigaction(SIGBUS, &old_sigbus, NULL);
 	progress_end(&progress);
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	if (a.json) {
 		provision_print_json(&res);
 	} else {
@@ -212,7 +213,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 			cli_print_json(o);
 	}
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	if (!json)
 		puts("ok");
 	return EXIT_OK;
@@ -263,19 +264,20 @@ int cmd_info(struct cli *cli, int argc, char **argv)
 {
 	struct imgdev_image_info info;
 	bool json = false;
-	int status;
+	int status, rc;
 
 	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
 		return status;
 	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	if (imgdev_image_info(cli->ctx, argv[optind], &info) < 0)
-		return cli_fail(cli);
+	rc = imgdev_image_info(cli->ctx, argv[optind], &info);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	if (json)
 		info_print_json(argv[optind], &info);
 	else
 		info_print_text(argv[optind], &info);
 	if (!info.supported)
 		fprintf(stderr, "imgdev: info: %s\n", info.reason);
-	return info.supported ? EXIT_OK : EXIT_FAIL;
+	return info.supported ? EXIT_OK : EXIT_IMAGE;
 }

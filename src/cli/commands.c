@@ -20,9 +20,13 @@ int cli_set_backend(struct cli *cli, const char *name)
 					     [IMGDEV_BACKEND_DM] = "dm",
 					     [IMGDEV_BACKEND_LOOP] = "loop" };
 
-	for (int i = 0; i < 3; i++)
-		if (strcmp(name, names[i]) == 0)
-			return imgdev_ctx_set_backend(cli->ctx, i) < 0 ? cli_fail(cli) : 0;
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(name, names[i]) == 0) {
+			int rc = imgdev_ctx_set_backend(cli->ctx, i);
+
+			return rc < 0 ? cli_fail(cli, rc) : 0;
+		}
+	}
 	return cli_usage_error(cli, "--backend %s: expected dm, loop or auto", name);
 }
 
@@ -89,7 +93,7 @@ int cmd_ensure(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));
 	rc = imgdev_ensure(cli->ctx, argv[optind], hash, flags);
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	puts(rc == IMGDEV_WRITTEN ? "written" : "matched");
 	return EXIT_OK;
 }
@@ -117,7 +121,7 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 	const char *size_text = NULL;
 	uint64_t size;
 	char *path = NULL;
-	int c;
+	int c, rc;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -140,8 +144,9 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "--image-size BYTES is required");
 	if (parse_bytes(size_text, &size) < 0)
 		return cli_usage_error(cli, "--image-size \"%s\": not a number of bytes", size_text);
-	if (imgdev_map(cli->ctx, argv[optind], argv[optind + 1], size, &path) < 0)
-		return cli_fail(cli);
+	rc = imgdev_map(cli->ctx, argv[optind], argv[optind + 1], size, &path);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	puts(path);
 	free(path);
 	return EXIT_OK;
@@ -155,9 +160,8 @@ int cmd_unmap(struct cli *cli, int argc, char **argv)
 		return status;
 	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	if (imgdev_unmap(cli->ctx, argv[optind]) < 0)
-		return cli_fail(cli);
-	return EXIT_OK;
+	status = imgdev_unmap(cli->ctx, argv[optind]);
+	return status < 0 ? cli_fail(cli, status) : EXIT_OK;
 }
 
 static struct json_object *mapping_json(const struct imgdev_mapping *m)
@@ -192,7 +196,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	n = imgdev_list(cli->ctx, &list);
 	if (n < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, n);
 	if (json) {
 		struct json_object *arr = json_object_new_array();
 
@@ -268,14 +272,15 @@ int cmd_header(struct cli *cli, int argc, char **argv)
 {
 	struct imgdev_header h;
 	bool json = false;
-	int status;
+	int status, rc;
 
 	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
 		return status;
 	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	if (imgdev_header_read(cli->ctx, argv[optind], &h) < 0)
-		return cli_fail(cli);
+	rc = imgdev_header_read(cli->ctx, argv[optind], &h);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	if (json)
 		header_print_json(argv[optind], &h);
 	else

@@ -75,9 +75,9 @@ static void usage(FILE *out)
 		     "  --run-dir DIR     where loop mappings get their links (default /run/imgdev)\n"
 		     "  -v, --verbose     log what is done on stderr (twice: debug)\n"
 		     "  -h, --help        this help\n"
-		     "  --version         print the version\n\n"
-		     "Exit status: 0 success, 1 failure, 2 bad usage.\n",
+		     "  --version         print the version\n\n",
 		IMGDEV_DEFAULT_PREFIX);
+	cli_print_exit_statuses(out);
 }
 
 int cli_usage_error(struct cli *cli, const char *fmt, ...)
@@ -113,12 +113,6 @@ int cli_want_args(struct cli *cli, int argc)
 		return 0;
 	return cli_usage_error(cli, "expected %d argument%s, got %d; usage: imgdev %s %s", n,
 			       n == 1 ? "" : "s", argc - optind, cli->cmd->name, cli->cmd->args);
-}
-
-int cli_fail(struct cli *cli)
-{
-	fprintf(stderr, "imgdev: %s: %s\n", cli->command, imgdev_ctx_last_error(cli->ctx));
-	return EXIT_FAIL;
 }
 
 static void log_to_stderr(void *userdata, int priority, const char *msg)
