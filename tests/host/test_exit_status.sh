@@ -7,10 +7,7 @@
 # Needs root and loop devices.
 . "$(dirname "$0")/../lib.sh"
 
-if [ "$(id -u)" != 0 ] || ! losetup -f >/dev/null 2>&1; then
-	echo "test_exit_status.sh: 0 passed, 0 failed, 1 skipped (needs root and loop devices)"
-	exit 0
-fi
+need_root_and_loop
 tmp=$(mktemp -d /var/tmp/imgdev-exit.XXXXXX)
 run=$tmp/run
 cleanup() {

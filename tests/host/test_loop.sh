@@ -5,10 +5,7 @@
 # through it; names and duplicates refused. Needs root and loop devices.
 . "$(dirname "$0")/../lib.sh"
 
-if [ "$(id -u)" != 0 ] || ! losetup -f >/dev/null 2>&1; then
-	echo "test_loop.sh: 0 passed, 0 failed, 1 skipped (needs root and loop devices)"
-	exit 0
-fi
+need_root_and_loop
 tmp=$(mktemp -d /var/tmp/imgdev-loop.XXXXXX)
 run=$tmp/run
 cleanup() {
