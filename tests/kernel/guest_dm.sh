@@ -128,7 +128,7 @@ expect 'a failed table load removes the half-made device' '
 	before=$(dm_names)
 	run_imgdev map /dev/ubde virtlet-dm-mounted --image-size 4096
 	umount "$work/mnt"
-	assert_rc 1; assert_contains "$err" "load table"
+	assert_rc 5; assert_contains "$err" "load table"
 	assert_eq "$(dm_names)" "$before"; [ ! -e /dev/mapper/virtlet-dm-mounted ]'
 
 expect 'a stale node of the same name is replaced by the right one' '
