@@ -9,6 +9,16 @@
  * on success and a negative errno on failure; the context then holds a
  * human-readable message (imgdev_ctx_last_error()). The library never prints
  * and never exits: it reports through the context's log callback.
+ *
+ * Some errnos mean one thing in every call, so a caller can act on them:
+ *   -EACCES      permission denied (not root, or a read-only or immutable file)
+ *   -EBUSY       the device is mounted, mapped, held or opened exclusively
+ *   -ENOSPC      the device is too small (for a header, or for the image)
+ *   -ENOTEMPTY   the device carries a foreign signature (IMGDEV_FORCE writes anyway)
+ *   -ENOMEDIUM   the image cannot be read: missing, not a regular file, empty,
+ *                damaged or truncated, or a read of it failed
+ *   -ENOTSUP     the image uses what imgdev does not take (a backing file,
+ *                encryption, an unknown feature)
  */
 #ifndef IMGDEV_H
 #define IMGDEV_H
@@ -95,7 +105,8 @@ struct imgdev_header {
 
 /*
  * Read the header of a block device or regular file.
- * Returns 0 (header->present tells whether the magic was found) or -errno.
+ * Returns 0 (header->present tells whether the magic was found) or -errno:
+ * -ENOSPC when it is shorter than a sector.
  */
 int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
 		       struct imgdev_header *header);
@@ -113,9 +124,10 @@ int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
  * matches (nothing written), IMGDEV_WRITTEN after writing a new version-1
  * header sector, or -errno (nothing written): -EPROTO for a header of a
  * newer version (never overwritten) or a matching one of another version,
- * -EEXIST when a device without our header carries a filesystem, RAID,
+ * -ENOTEMPTY when a device without our header carries a filesystem, RAID,
  * crypto or partition-table signature (unless flags has IMGDEV_FORCE),
- * -EBUSY when it is mounted, mapped or otherwise held. Writers of one device
+ * -EBUSY when it is mounted, mapped or otherwise held, -ENOSPC when it is
+ * shorter than a sector. Writers of one device
  * take turns (an advisory lock on it).
  */
 int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
@@ -135,7 +147,8 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
  * device), or a loop device with the stable symlink <run>/NAME (device may
  * be a block device or a file; name at most 63 bytes), as the context's
  * backend says. On success *mapped_path is set to a malloc'ed path for the
- * hypervisor. Returns 0 or -errno; nothing is left behind on failure.
+ * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small);
+ * nothing is left behind on failure.
  */
 int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	       uint64_t image_size, char **mapped_path);
@@ -227,6 +240,10 @@ struct imgdev_provision_result {
  * leaves a header that matches over a payload that differs.
  * Returns 0 with *result filled (free with imgdev_provision_result_clear),
  * or -errno; after a failed write the device stays in state "writing".
+ * Refusals before anything is written: -ENOMEDIUM or -ENOTSUP for the image
+ * (as at the top of this file), -ENOTEMPTY for a foreign signature without
+ * opts->force, -EBUSY, -ENOSPC, -EPROTO for a header of a newer version.
+ * A damaged image found only while copying also gives -ENOMEDIUM.
  */
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
 		     const struct imgdev_provision_opts *opts,
@@ -270,7 +287,8 @@ struct imgdev_image_info {
 /*
  * Look at an image the way provisioning would, without writing anything.
  * Returns 0 with *info filled — also for images imgdev would refuse
- * (supported false, reason set) — or -errno when the file cannot be read.
+ * (supported false, reason set) — or -errno when the file cannot be read
+ * (-ENOMEDIUM, or -EACCES).
  */
 int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_image_info *info);
 

@@ -98,6 +98,15 @@ finish() {
 	[ "$failed" -eq 0 ]
 }
 
+# need_root_and_loop: end the test file as skipped unless it runs as root
+# with loop devices to take.
+need_root_and_loop() {
+	if [ "$(id -u)" != 0 ] || ! losetup -f >/dev/null 2>&1; then
+		echo "${0##*/}: 0 passed, 0 failed, 1 skipped (needs root and loop devices)"
+		exit 0
+	fi
+}
+
 # detach_loops_under DIR: detach every loop device backed by a file under DIR.
 # Tests run in subshells, so a list of loops they kept would not reach the
 # caller's cleanup; the kernel's list does.

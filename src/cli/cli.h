@@ -7,21 +7,48 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "imgdev.h"
 
-#define EXIT_OK 0
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+/* Exit statuses; status.c maps the library's errnos to them and says what they mean. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* any failure not listed here */
+	EXIT_USAGE = 2,
+	EXIT_MISMATCH = 3,	/* verify: the payload differs from its record */
+	EXIT_NO_RECORD = 4,	/* verify: no complete commit record */
+	EXIT_BUSY = 5,		/* the device is mounted, mapped or held */
+	EXIT_FOREIGN = 6,	/* a foreign signature, refused without --force */
+	EXIT_IMAGE = 7,		/* the image is unreadable or unsupported */
+	EXIT_TOO_SMALL = 8,	/* the device is too small */
+	EXIT_PERMISSION = 9,	/* permission denied */
+};
+
+struct cli;
+
+/* One subcommand: argv[0] is the command name. Returns an exit status. */
+typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
+
+/*
+ * A row of the command table (main.c), the one place a command's usage text
+ * and arity are written: its --help, its usage errors and imgdev --help all
+ * read them from here.
+ */
+struct cli_command {
+	const char *name;
+	cli_command_fn fn;
+	const char *args;	/* usage after the name: "DEVICE [--json]" */
+	const char *summary;	/* what it does, for imgdev --help */
+	int nargs;		/* positional arguments it takes */
+};
 
 struct cli {
 	struct imgdev_ctx *ctx;
 	const char *command;	/* for messages */
+	const struct cli_command *cmd;	/* the one running, NULL before */
 	int verbose;
 };
-
-/* One subcommand: argv[0] is the command name. Returns an exit status. */
-typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
 
 int cmd_ensure(struct cli *cli, int argc, char **argv);
 int cmd_map(struct cli *cli, int argc, char **argv);
@@ -51,14 +78,27 @@ void progress_end(struct progress *p);
 /* "imgdev: CMD: <what>" on stderr; returns EXIT_USAGE. */
 int cli_usage_error(struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Report the context's last error; returns EXIT_FAIL. */
-int cli_fail(struct cli *cli);
+/* Report getopt's complaint c (':' or '?') about argv; returns EXIT_USAGE. */
+int cli_option_error(struct cli *cli, int c, char **argv);
+/* Print "Usage: imgdev NAME ARGS" of the running command; returns an exit status. */
+int cli_help(struct cli *cli);
+/*
+ * After the options: whether the running command got its number of
+ * positional arguments; 0, or EXIT_USAGE after a message with its usage.
+ */
+int cli_want_args(struct cli *cli, int argc);
+/* The exit status for a library call's result rc (0 or -errno). */
+int cli_exit_status(int rc);
+/* Report the context's last error, from a call that returned rc; returns its exit status. */
+int cli_fail(struct cli *cli, int rc);
+/* The table of exit statuses, for imgdev --help. */
+void cli_print_exit_statuses(FILE *out);
 /*
  * Parse the options of a simple command: --help, --json when json is given,
  * --backend when backend is true. -1 means exit with *status.
  */
 int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
-		     const char *usage, int *status);
+		     int *status);
 struct json_object;
 /* Print a json-c object on stdout, pretty, and drop it. */
 void cli_print_json(struct json_object *obj);

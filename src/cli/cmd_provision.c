@@ -76,8 +76,7 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 			return cli_usage_error(cli, "--digest: %s", imgdev_ctx_last_error(cli->ctx));
 		a->opts.has_digest = true;
 		return 0;
-	case ':': return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
-	default: return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
+	default: return cli_option_error(cli, c, argv);
 	}
 }
 
@@ -85,8 +84,9 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
  * With the image mapped (mmap_image and a digest), a truncation of the
  * image file or a failing read of its storage in mid-copy arrives as
  * SIGBUS. The device is still marked "writing" then (nothing is committed
- * before the copy ends), so say so and exit 1 instead of dying with "Bus
- * error". Two workers may fault at once: the first one reports.
+ * before the copy ends), so say so and exit as for an unreadable image
+ * instead of dying with "Bus error". Two workers may fault at once: the
+ * first one reports.
  */
 static char sigbus_msg[1024];
 static size_t sigbus_len;
@@ -102,7 +102,7 @@ static void on_sigbus(int sig)
 			pause();	/* the first one exits */
 	n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
 	(void)n;	/* nothing more to do if stderr is gone */
-	_exit(EXIT_FAIL);
+	_exit(EXIT_IMAGE);
 }
 
 static void catch_sigbus(const char *device, const char *image, bool progress_bar,
@@ -141,8 +141,6 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] =
-		"provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] [--threads N] [--force] [--no-mmap] [--backend dm|loop|auto]";
 	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
@@ -154,13 +152,13 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", provision_opts, NULL)) != -1) {
 		if (c == 'h')
-			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+			return cli_help(cli);
 		rc = provision_option(cli, c, argv, &a);
 		if (rc)
 			return rc;
 	}
-	if (argc - optind != 2)
-		return cli_usage_error(cli, "expected DEVICE and IMAGE; usage: imgdev %s", usage);
+	if (cli_want_args(cli, argc))
+		return EXIT_USAGE;
 	if (!a.opts.name && !a.opts.no_map)
 		return cli_usage_error(cli, "--name NAME is required (or --no-map)");
 	progress_init(&progress, a.progress);
@@ -174,7 +172,7 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 		sigaction(SIGBUS, &old_sigbus, NULL);
 	progress_end(&progress);
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	if (a.json) {
 		provision_print_json(&res);
 	} else {
@@ -188,16 +186,15 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "verify DEVICE [--json]";
 	struct imgdev_verify_result res;
 	char hash[72];
 	bool json = false;
 	int status, rc;
 
-	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
 		return status;
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected DEVICE; usage: imgdev %s", usage);
+	if (cli_want_args(cli, argc))
+		return EXIT_USAGE;
 	rc = imgdev_verify(cli->ctx, argv[optind], 0, NULL, NULL, &res);
 	if (json) {
 		struct json_object *o = json_object_new_object();
@@ -216,7 +213,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 			cli_print_json(o);
 	}
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	if (!json)
 		puts("ok");
 	return EXIT_OK;
@@ -265,22 +262,22 @@ static void info_print_json(const char *image, const struct imgdev_image_info *i
 
 int cmd_info(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "info IMAGE [--json]";
 	struct imgdev_image_info info;
 	bool json = false;
-	int status;
+	int status, rc;
 
-	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
 		return status;
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected IMAGE; usage: imgdev %s", usage);
-	if (imgdev_image_info(cli->ctx, argv[optind], &info) < 0)
-		return cli_fail(cli);
+	if (cli_want_args(cli, argc))
+		return EXIT_USAGE;
+	rc = imgdev_image_info(cli->ctx, argv[optind], &info);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	if (json)
 		info_print_json(argv[optind], &info);
 	else
 		info_print_text(argv[optind], &info);
 	if (!info.supported)
 		fprintf(stderr, "imgdev: info: %s\n", info.reason);
-	return info.supported ? EXIT_OK : EXIT_FAIL;
+	return info.supported ? EXIT_OK : EXIT_IMAGE;
 }

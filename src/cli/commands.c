@@ -14,28 +14,24 @@
 
 #include "cli.h"
 
-/* Report getopt's complaint c about argv in our own words. */
-static int option_error(struct cli *cli, int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
-	return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
-}
-
 int cli_set_backend(struct cli *cli, const char *name)
 {
 	static const char *const names[] = { [IMGDEV_BACKEND_AUTO] = "auto",
 					     [IMGDEV_BACKEND_DM] = "dm",
 					     [IMGDEV_BACKEND_LOOP] = "loop" };
 
-	for (int i = 0; i < 3; i++)
-		if (strcmp(name, names[i]) == 0)
-			return imgdev_ctx_set_backend(cli->ctx, i) < 0 ? cli_fail(cli) : 0;
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(name, names[i]) == 0) {
+			int rc = imgdev_ctx_set_backend(cli->ctx, i);
+
+			return rc < 0 ? cli_fail(cli, rc) : 0;
+		}
+	}
 	return cli_usage_error(cli, "--backend %s: expected dm, loop or auto", name);
 }
 
 int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool backend,
-		     const char *usage, int *status)
+		     int *status)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -54,25 +50,14 @@ int cli_parse_simple(struct cli *cli, int argc, char **argv, bool *json, bool ba
 			if (*status)
 				return -1;
 		} else if (c == 'h') {
-			printf("Usage: imgdev %s\n", usage);
-			*status = EXIT_OK;
+			*status = cli_help(cli);
 			return -1;
 		} else {
-			*status = option_error(cli, c == 'j' || c == 'b' ? '?' : c, argv);
+			*status = cli_option_error(cli, c == 'j' || c == 'b' ? '?' : c, argv);
 			return -1;
 		}
 	}
 	return 0;
-}
-
-/* Require exactly n positional arguments after the options. */
-static int want_args(struct cli *cli, int argc, int n, const char *usage)
-{
-	if (argc - optind == n)
-		return 0;
-	cli_usage_error(cli, "expected %d argument%s, got %d; usage: imgdev %s", n,
-			n == 1 ? "" : "s", argc - optind, usage);
-	return -1;
 }
 
 void cli_print_json(struct json_object *obj)
@@ -84,7 +69,6 @@ void cli_print_json(struct json_object *obj)
 
 int cmd_ensure(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "ensure DEVICE HASH [--force]";
 	static const struct option opts[] = {
 		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,17 +83,17 @@ int cmd_ensure(struct cli *cli, int argc, char **argv)
 		if (c == 'f')
 			flags |= IMGDEV_FORCE;
 		else if (c == 'h')
-			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+			return cli_help(cli);
 		else
-			return option_error(cli, c, argv);
+			return cli_option_error(cli, c, argv);
 	}
-	if (want_args(cli, argc, 2, usage) < 0)
+	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
 	if (imgdev_parse_hash(cli->ctx, argv[optind + 1], hash) < 0)
 		return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));
 	rc = imgdev_ensure(cli->ctx, argv[optind], hash, flags);
 	if (rc < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, rc);
 	puts(rc == IMGDEV_WRITTEN ? "written" : "matched");
 	return EXIT_OK;
 }
@@ -128,7 +112,6 @@ static int parse_bytes(const char *text, uint64_t *out)
 
 int cmd_map(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "map DEVICE NAME --image-size BYTES [--backend dm|loop|auto]";
 	static const struct option opts[] = {
 		{ "image-size", required_argument, NULL, 's' },
 		{ "backend", required_argument, NULL, 'b' },
@@ -138,7 +121,7 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 	const char *size_text = NULL;
 	uint64_t size;
 	char *path = NULL;
-	int c;
+	int c, rc;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -149,20 +132,21 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 		else if (c == 'b')
 			status = cli_set_backend(cli, optarg);
 		else if (c == 'h')
-			return printf("Usage: imgdev %s\n", usage) < 0 ? EXIT_FAIL : EXIT_OK;
+			return cli_help(cli);
 		else
-			return option_error(cli, c, argv);
+			return cli_option_error(cli, c, argv);
 		if (status)
 			return status;
 	}
-	if (want_args(cli, argc, 2, usage) < 0)
+	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
 	if (!size_text)
 		return cli_usage_error(cli, "--image-size BYTES is required");
 	if (parse_bytes(size_text, &size) < 0)
 		return cli_usage_error(cli, "--image-size \"%s\": not a number of bytes", size_text);
-	if (imgdev_map(cli->ctx, argv[optind], argv[optind + 1], size, &path) < 0)
-		return cli_fail(cli);
+	rc = imgdev_map(cli->ctx, argv[optind], argv[optind + 1], size, &path);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	puts(path);
 	free(path);
 	return EXIT_OK;
@@ -170,16 +154,14 @@ int cmd_map(struct cli *cli, int argc, char **argv)
 
 int cmd_unmap(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "unmap NAME [--backend dm|loop|auto]";
 	int status;
 
-	if (cli_parse_simple(cli, argc, argv, NULL, true, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, NULL, true, &status) < 0)
 		return status;
-	if (want_args(cli, argc, 1, usage) < 0)
+	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	if (imgdev_unmap(cli->ctx, argv[optind]) < 0)
-		return cli_fail(cli);
-	return EXIT_OK;
+	status = imgdev_unmap(cli->ctx, argv[optind]);
+	return status < 0 ? cli_fail(cli, status) : EXIT_OK;
 }
 
 static struct json_object *mapping_json(const struct imgdev_mapping *m)
@@ -204,18 +186,17 @@ static struct json_object *mapping_json(const struct imgdev_mapping *m)
 
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "list [--json] [--backend dm|loop|auto]";
 	struct imgdev_mapping *list = NULL;
 	bool json = false;
 	int status, n;
 
-	if (cli_parse_simple(cli, argc, argv, &json, true, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, true, &status) < 0)
 		return status;
-	if (want_args(cli, argc, 0, usage) < 0)
+	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
 	n = imgdev_list(cli->ctx, &list);
 	if (n < 0)
-		return cli_fail(cli);
+		return cli_fail(cli, n);
 	if (json) {
 		struct json_object *arr = json_object_new_array();
 
@@ -289,17 +270,17 @@ static void header_print_json(const char *device, const struct imgdev_header *h)
 
 int cmd_header(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "header DEVICE [--json]";
 	struct imgdev_header h;
 	bool json = false;
-	int status;
+	int status, rc;
 
-	if (cli_parse_simple(cli, argc, argv, &json, false, usage, &status) < 0)
+	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
 		return status;
-	if (want_args(cli, argc, 1, usage) < 0)
+	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	if (imgdev_header_read(cli->ctx, argv[optind], &h) < 0)
-		return cli_fail(cli);
+	rc = imgdev_header_read(cli->ctx, argv[optind], &h);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	if (json)
 		header_print_json(argv[optind], &h);
 	else

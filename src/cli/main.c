@@ -1,7 +1,8 @@
 /*
  * imgdev: the command line front of libimgdev. Parses the global options,
- * picks one subcommand from a table, and turns failures into the one error
- * format (imgdev: <command>: <what>: <why>) and exit status (0, 1, 2).
+ * picks one subcommand from the command table (each one's usage, summary and
+ * arity), and reports usage errors in the one format
+ * (imgdev: <command>: <what>); status.c turns failures into exit statuses.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -11,24 +12,53 @@
 
 #include "cli.h"
 
-static const struct {
-	const char *name;
-	cli_command_fn fn;
-	const char *summary;
-} commands[] = {
+#define BACKEND_OPT "[--backend dm|loop|auto]"
+
+static const struct cli_command commands[] = {
 	{ "provision", cmd_provision,
-	  "provision DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--force]\n"
-	  "            [--progress[=json]] [--json] [--threads N] [--no-mmap]\n"
-	  "                                write the image, commit it, map it" },
-	{ "verify", cmd_verify, "verify DEVICE [--json]        check the payload against its commit record" },
-	{ "info", cmd_info, "info IMAGE [--json]           format, sizes, and whether imgdev takes it" },
-	{ "ensure", cmd_ensure, "ensure DEVICE HASH [--force]  make the header name this image" },
-	{ "map", cmd_map, "map DEVICE NAME --image-size BYTES\n"
-			  "                                map the payload (device-mapper or loop)" },
-	{ "unmap", cmd_unmap, "unmap NAME                    remove a mapping" },
-	{ "list", cmd_list, "list [--json]                 list image mappings" },
-	{ "header", cmd_header, "header DEVICE [--json]        show what sector 0 holds" },
+	  "DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] "
+	  "[--threads N] [--force] [--no-mmap] " BACKEND_OPT,
+	  "write the image, commit it, map it", 2 },
+	{ "verify", cmd_verify, "DEVICE [--json]", "check the payload against its commit record", 1 },
+	{ "info", cmd_info, "IMAGE [--json]", "format, sizes, and whether imgdev takes it", 1 },
+	{ "ensure", cmd_ensure, "DEVICE HASH [--force]", "make the header name this image", 2 },
+	{ "map", cmd_map, "DEVICE NAME --image-size BYTES " BACKEND_OPT,
+	  "map the payload (device-mapper or loop)", 2 },
+	{ "unmap", cmd_unmap, "NAME " BACKEND_OPT, "remove a mapping", 1 },
+	{ "list", cmd_list, "[--json] " BACKEND_OPT, "list image mappings", 0 },
+	{ "header", cmd_header, "DEVICE [--json]", "show what sector 0 holds", 1 },
 };
+
+#define HELP_WIDTH 80
+#define SUMMARY_COLUMN 32
+
+/*
+ * Print "  NAME ARGS" wrapped at HELP_WIDTH, breaking only between
+ * bracketed groups, then the summary at SUMMARY_COLUMN (on a line of its
+ * own when the usage reaches it).
+ */
+static void usage_command(FILE *out, const struct cli_command *c)
+{
+	const char *p = c->args;
+	int col = fprintf(out, "  %s", c->name);
+
+	while (*p) {
+		const char *end = p;
+		int depth = 0;
+
+		while (*end && (depth || *end != ' ')) {
+			depth += (*end == '[') - (*end == ']');
+			end++;
+		}
+		if (col + 1 + (int)(end - p) > HELP_WIDTH)
+			col = fprintf(out, "\n%11s", "") - 1;
+		col += fprintf(out, " %.*s", (int)(end - p), p);
+		p = *end ? end + 1 : end;
+	}
+	if (col >= SUMMARY_COLUMN - 1)
+		col = fprintf(out, "\n") - 1;
+	fprintf(out, "%*s%s\n", SUMMARY_COLUMN - col, "", c->summary);
+}
 
 static void usage(FILE *out)
 {
@@ -36,7 +66,7 @@ static void usage(FILE *out)
 		     "Keep a VM image on a raw block device: a header in sector 0, the image\n"
 		     "after it, mapped through device-mapper or a loop device.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %s\n", commands[i].summary);
+		usage_command(out, &commands[i]);
 	fprintf(out, "\nOptions:\n"
 		     "  --dev-dir DIR     the /dev to use (default /dev)\n"
 		     "  --sysfs-dir DIR   the /sys to use (default /sys)\n"
@@ -45,9 +75,9 @@ static void usage(FILE *out)
 		     "  --run-dir DIR     where loop mappings get their links (default /run/imgdev)\n"
 		     "  -v, --verbose     log what is done on stderr (twice: debug)\n"
 		     "  -h, --help        this help\n"
-		     "  --version         print the version\n\n"
-		     "Exit status: 0 success, 1 failure, 2 bad usage.\n",
+		     "  --version         print the version\n\n",
 		IMGDEV_DEFAULT_PREFIX);
+	cli_print_exit_statuses(out);
 }
 
 int cli_usage_error(struct cli *cli, const char *fmt, ...)
@@ -62,10 +92,27 @@ int cli_usage_error(struct cli *cli, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_fail(struct cli *cli)
+int cli_option_error(struct cli *cli, int c, char **argv)
 {
-	fprintf(stderr, "imgdev: %s: %s\n", cli->command, imgdev_ctx_last_error(cli->ctx));
-	return EXIT_FAIL;
+	if (c == ':')
+		return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
+	return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
+}
+
+int cli_help(struct cli *cli)
+{
+	return printf("Usage: imgdev %s %s\n", cli->cmd->name, cli->cmd->args) < 0 ? EXIT_FAIL
+										 : EXIT_OK;
+}
+
+int cli_want_args(struct cli *cli, int argc)
+{
+	int n = cli->cmd->nargs;
+
+	if (argc - optind == n)
+		return 0;
+	return cli_usage_error(cli, "expected %d argument%s, got %d; usage: imgdev %s %s", n,
+			       n == 1 ? "" : "s", argc - optind, cli->cmd->name, cli->cmd->args);
 }
 
 static void log_to_stderr(void *userdata, int priority, const char *msg)
@@ -110,8 +157,7 @@ static int parse_globals(struct cli *cli, int argc, char **argv)
 		case 'v': cli->verbose++; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case OPT_VERSION: printf("imgdev %s\n", imgdev_version()); return EXIT_OK;
-		case ':': return cli_usage_error(cli, "option \"%s\" needs a value", argv[optind - 1]);
-		default: return cli_usage_error(cli, "unknown option \"%s\"", argv[optind - 1]);
+		default: return cli_option_error(cli, c, argv);
 		}
 		if (rc < 0)
 			return cli_usage_error(cli, "%s", imgdev_ctx_last_error(cli->ctx));
@@ -143,6 +189,7 @@ int main(int argc, char **argv)
 			int cargc = argc - optind;
 
 			cli.command = commands[i].name;
+			cli.cmd = &commands[i];
 			optind = 0;	/* restart getopt on the command's own arguments */
 			status = commands[i].fn(&cli, cargc, cargv);
 			goto out;

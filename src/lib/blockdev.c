@@ -132,7 +132,7 @@ int bdev_open(struct imgdev_ctx *ctx, const char *path, int flags, struct bdev *
 		goto out;
 	}
 	if (bd->fd < 0 && (errno == EACCES || errno == EPERM)) {
-		rc = ctx_error(ctx, errno, "%s: cannot open: permission denied (%s)", path,
+		rc = ctx_error(ctx, EACCES, "%s: cannot open: permission denied (%s)", path,
 			       geteuid() == 0 ? "an immutable or read-only file, or a read-only device" :
 						"imgdev needs root to open devices");
 		goto out;
@@ -293,7 +293,7 @@ int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *se
 	int rc;
 
 	if (bd->size < SECTOR_SIZE)
-		return ctx_error(ctx, EINVAL,
+		return ctx_error(ctx, ENOSPC,
 				 "%s: too small to hold a header: %llu bytes, need at least %d",
 				 bd->path, (unsigned long long)bd->size, SECTOR_SIZE);
 	rc = bdev_pread_full(bd->fd, sector, SECTOR_SIZE, 0);

@@ -83,7 +83,7 @@ static int dm_errmsg(struct imgdev_ctx *ctx, int rc, const char *what, const cha
 	if (rc == -ENXIO)
 		return ctx_error(ctx, ENOENT, "%s: no such device-mapper device", name);
 	if (rc == -EPERM || rc == -EACCES)
-		return ctx_error(ctx, rc,
+		return ctx_error(ctx, EACCES,
 				 "%s: %s: permission denied (device-mapper needs CAP_SYS_ADMIN; run as root)",
 				 name, what);
 	return ctx_error(ctx, rc, "%s: %s: %s", name, what, strerror(-rc));
@@ -107,7 +107,7 @@ int dmctl_open(struct imgdev_ctx *ctx, int *fd)
 				"%s: not found: this kernel has no device-mapper (or %s is not the right /dev)",
 				path, ctx->dev_dir);
 	else if (err == EACCES || err == EPERM)
-		err = ctx_error(ctx, err,
+		err = ctx_error(ctx, EACCES,
 				"%s: permission denied (device-mapper needs CAP_SYS_ADMIN; run as root)",
 				path);
 	else

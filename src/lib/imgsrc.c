@@ -29,7 +29,7 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 	int rc = bdev_pread_full(src->fd, magic, n, 0);
 
 	if (rc < 0)
-		return ctx_error(ctx, rc, "%s: cannot read: %s", src->path, strerror(-rc));
+		return ctx_error(ctx, ENOMEDIUM, "%s: cannot read: %s", src->path, strerror(-rc));
 	static const uint8_t gz[] = { 0x1f, 0x8b }, xz[] = { 0xfd, '7', 'z', 'X', 'Z', 0 },
 			     zst[] = { 0x28, 0xb5, 0x2f, 0xfd };
 
@@ -55,7 +55,7 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	src->fd = src->data_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (src->fd < 0) {
-		rc = ctx_error(ctx, errno, "%s: cannot open the image: %s", path, strerror(errno));
+		rc = ctx_error(ctx, errno == EACCES || errno == EPERM ? EACCES : ENOMEDIUM, "%s: cannot open the image: %s", path, strerror(errno));
 		goto out;
 	}
 	if (fstat(src->fd, &st) < 0) {
@@ -63,7 +63,7 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = ctx_error(ctx, EINVAL, "%s: the image must be a regular file", path);
+		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image must be a regular file", path);
 		goto out;
 	}
 	src->path = strdup(path);
@@ -78,12 +78,12 @@ int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
 	src->opened_mtime = st.st_mtim;
 	src->opened_ctime = st.st_ctim;
 	if (src->file_size == 0) {
-		rc = ctx_error(ctx, EINVAL, "%s: the image is empty", path);
+		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", path);
 		goto out;
 	}
 	rc = imgsrc_probe(ctx, src);
 	if (rc == 0 && src->size == 0)
-		rc = ctx_error(ctx, EINVAL, "%s: the image's virtual size is 0", path);
+		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image's virtual size is 0", path);
 out:
 	if (rc < 0)
 		imgsrc_close(src);
@@ -150,7 +150,7 @@ int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,
 
 		rc = bdev_pread_full(src->fd, buf, n, off);
 		if (rc < 0)
-			rc = ctx_error(ctx, rc, "%s: read error at offset %llu: %s", src->path,
+			rc = ctx_error(ctx, ENOMEDIUM, "%s: read error at offset %llu: %s", src->path,
 				       (unsigned long long)off, strerror(-rc));
 		else
 			EVP_DigestUpdate(md, buf, n);

@@ -102,7 +102,7 @@ static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 		return 0;
 	rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
 	if (rc < 0)
-		return chunk_error(c, rc, "%s: %s", src->path, err);
+		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s", src->path, err);
 	c->all_zero = out.all_zero;
 	return 0;
 }
@@ -210,7 +210,7 @@ int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 	if (rc == 0)
 		rc = qcow2_check(q, &src->allocated, &src->compressed, err, sizeof(err));
 	if (rc < 0)
-		return ctx_error(ctx, rc, "%s: qcow2: %s", src->path, err);
+		return ctx_error(ctx, rc == -ENOTSUP || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: qcow2: %s", src->path, err);
 	src->format = "qcow2";
 	src->compression = "none";	/* of the file; clusters may be compressed too */
 	src->size = q->size;

@@ -164,7 +164,7 @@ static int raw_pread_chunk(struct imgsrc *src, const struct run_view *m, size_t 
 		chunk_zero_range(c, (uint32_t)(pos - c->off), (uint32_t)(from - c->off));
 		rc = bdev_pread_full(src->fd, c->buf + (from - c->off), to - from, from);
 		if (rc < 0)
-			return chunk_error(c, rc, "%s: read error at offset %llu: %s", src->path,
+			return chunk_error(c, ENOMEDIUM, "%s: read error at offset %llu: %s", src->path,
 					   (unsigned long long)from,
 					   rc == -EIO ? "unexpected end of file or I/O error" : strerror(-rc));
 		pos = to;

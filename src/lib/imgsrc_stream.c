@@ -342,7 +342,7 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 	pthread_cond_broadcast(&s->turn);
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0)
-		return chunk_error(c, rc, "%s: %s: %s (payload offset %llu)", src->path,
+		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)", src->path,
 				   kind_name(s->kind), decode_error(rc),
 				   (unsigned long long)(c->off + got));
 	return 0;
@@ -403,7 +403,7 @@ static int inflate_to_tmpfile(struct imgdev_ctx *ctx, struct imgsrc *src, struct
 		rc = -errno;
 	if (rc < 0) {
 		close(fd);
-		return ctx_error(ctx, rc, "%s: decompressing the qcow2 image to %s: %s", src->path, dir,
+		return ctx_error(ctx, rc == -EFBIG || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: decompressing the qcow2 image to %s: %s", src->path, dir,
 				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)" :
 						decode_error(rc));
 	}
@@ -420,7 +420,7 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 	if (rc == 0)
 		rc = stream_decode(s, scratch, 4, &got);
 	if (rc < 0)
-		return ctx_error(ctx, rc, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
 	if (qcow2_probe(scratch, got)) {
 		int fd = inflate_to_tmpfile(ctx, src, s, scratch, CHUNK_SIZE);
 
@@ -431,7 +431,7 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 	}
 	rc = stream_size(s, scratch, CHUNK_SIZE, &src->size);
 	if (rc < 0)
-		return ctx_error(ctx, rc, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
 	return stream_reset(s) < 0 ? ctx_error(ctx, ENOMEM, "out of memory") : 0;
 }
 

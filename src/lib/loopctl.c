@@ -34,7 +34,7 @@ char *loopctl_path(struct imgdev_ctx *ctx, int nr)
 static int loop_errmsg(struct imgdev_ctx *ctx, int err, const char *what, const char *path)
 {
 	if (err == EPERM || err == EACCES)
-		return ctx_error(ctx, err, "%s: %s: permission denied (loop devices need CAP_SYS_ADMIN; run as root)",
+		return ctx_error(ctx, EACCES, "%s: %s: permission denied (loop devices need CAP_SYS_ADMIN; run as root)",
 				 path, what);
 	return ctx_error(ctx, err, "%s: %s: %s", path, what, strerror(err));
 }

@@ -83,10 +83,10 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	memset(info, 0, sizeof(*info));
 	fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return ctx_error(ctx, errno, "%s: cannot open the image: %s", image, strerror(errno));
+		return ctx_error(ctx, errno == EACCES || errno == EPERM ? EACCES : ENOMEDIUM, "%s: cannot open the image: %s", image, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return ctx_error(ctx, EINVAL, "%s: the image must be a regular file", image);
+		return ctx_error(ctx, ENOMEDIUM, "%s: the image must be a regular file", image);
 	}
 	info->file_size = (uint64_t)st.st_size;
 	snprintf(info->format, sizeof(info->format), "raw");

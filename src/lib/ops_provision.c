@@ -141,7 +141,7 @@ static int sink_write_chunk(void *arg, struct chunk *c)
 			atomic_fetch_add(&s->written, end - start);
 		}
 		if (rc == -EFAULT && c->data != c->buf)	/* the mapped image's pages went away */
-			return chunk_error(c, EIO, "%s: reading the image failed at offset %llu: the file "
+			return chunk_error(c, ENOMEDIUM, "%s: reading the image failed at offset %llu: the file "
 					   "was truncated or its storage failed while it was copied",
 					   s->src->path, (unsigned long long)(c->off + start));
 		if (rc < 0)

@@ -82,7 +82,7 @@ int sig_refuse_foreign(struct imgdev_ctx *ctx, const struct bdev *bd)
 	err = errno;	/* a failed read inside the probe leaves it set */
 	if (rc == 0) {
 		describe(pr, found, sizeof(found));
-		rc = ctx_error(ctx, EEXIST, "%s: contains %s; refusing to overwrite it; use --force",
+		rc = ctx_error(ctx, ENOTEMPTY, "%s: contains %s; refusing to overwrite it; use --force",
 			       bd->path, found);
 	} else if (rc < 0) {
 		rc = ctx_error(ctx, EIO, "%s: probing for existing signatures failed (%s); without "

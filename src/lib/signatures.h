@@ -11,7 +11,7 @@ struct imgdev_ctx;
 struct bdev;
 
 /*
- * Probe bd. Returns 0 when nothing is found; -EEXIST with a message naming
+ * Probe bd. Returns 0 when nothing is found; -ENOTEMPTY with a message naming
  * what was found and where ("…; refusing to overwrite it; use --force");
  * or another -errno when the probe itself failed.
  */

@@ -55,7 +55,7 @@ expect 'ensure refuses a matching header of another version, naming it, writing 
 expect 'ensure --force replaces an MBR in sector 0 entirely, partition table and all' '
 	d=$tmp/d5; truncate -s 64M "$d"
 	printf "label: dos\n,10M\n" | sfdisk -q "$d"
-	run_imgdev ensure "$d" "$HEX_A"; assert_rc 1; assert_contains "$err" "dos partition table"
+	run_imgdev ensure "$d" "$HEX_A"; assert_rc 6; assert_contains "$err" "dos partition table"
 	run_imgdev ensure --force "$d" "$HEX_A"; assert_rc 0; assert_eq "$out" written
 	assert_eq "$(head -c 512 "$d" | tail -c 470 | tr -d "\0" | wc -c)" 0
 	[ -z "$(blkid -p "$d" 2>/dev/null)" ]'
@@ -67,12 +67,12 @@ expect 'bad hashes are usage errors (exit 2) that say what is wrong' '
 	run_imgdev ensure "$d" "${HEX_A%?}z"; assert_rc 2; assert_contains "$err" "not a hex digit"
 	assert_eq "$(sector0_hex "$d")" "$before"'
 
-expect 'bad targets fail with exit 1 and a message naming the path' '
+expect 'bad targets fail with exit 1 (too small: 8) and a message naming the path' '
 	run_imgdev ensure "$tmp/missing" "$HEX_A"; assert_rc 1
 	assert_contains "$err" "imgdev: ensure: $tmp/missing: No such file or directory"
 	run_imgdev ensure "$tmp" "$HEX_A"; assert_rc 1; assert_contains "$err" "is a directory"
 	run_imgdev ensure /dev/null "$HEX_A"; assert_rc 1; assert_contains "$err" "character device"
-	: >"$tmp/empty"; run_imgdev ensure "$tmp/empty" "$HEX_A"; assert_rc 1
+	: >"$tmp/empty"; run_imgdev ensure "$tmp/empty" "$HEX_A"; assert_rc 8
 	assert_contains "$err" "too small"; assert_eq "$(stat -c %s "$tmp/empty")" 0'
 
 expect 'usage errors exit 2: unknown command, unknown option, missing arguments' '

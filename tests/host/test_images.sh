@@ -7,7 +7,7 @@
 # random bytes, with the image hash (the file as given) and verify checked.
 # Then the refusals (backing file, encryption, external data file, corrupt or
 # unknown feature bits, qcow v1, truncation, tables and clusters beyond the
-# end of the file, an absurd size): exit 1, a message saying why, no sanitizer
+# end of the file, an absurd size): exit 7, a message saying why, no sanitizer
 # report, and the device unchanged.
 . "$(dirname "$0")/../lib.sh"
 
@@ -429,7 +429,7 @@ fits() {
 	before=$(sha "$d")
 	run_imgdev provision "$d" "$1" --no-map
 	echo "# ${1##*/} on $(($(room "$2") - 1)) bytes: exit $rc, stderr [$err]"
-	assert_rc 1; assert_contains "$err" "too small"; assert_eq "$(sha "$d")" "$before" "device bytes"
+	assert_rc 8; assert_contains "$err" "too small"; assert_eq "$(sha "$d")" "$before" "device bytes"
 	truncate -s "$(room "$2")" "$d"
 	run_imgdev provision "$d" "$1" --no-map; assert_rc 0; assert_eq "$out" written
 	run_imgdev verify "$d"; assert_rc 0
@@ -489,7 +489,7 @@ expect 'the format is chosen by content: a qcow2 named .raw, a gzip named .qcow2
 # ---- refusals ---------------------------------------------------------------
 
 # refuse IMAGE REGEX: onto a noisy device holding a committed image,
-# provision IMAGE fails cleanly (exit 1, a message matching REGEX, no sanitizer
+# provision IMAGE fails cleanly (exit 7, a message matching REGEX, no sanitizer
 # report), the device is byte for byte unchanged and still verifies.
 refuse() {
 	local d
@@ -498,7 +498,7 @@ refuse() {
 	cp "$d" "$d.before"
 	run_imgdev provision "$d" "$1" --no-map
 	echo "# ${1##*/}: exit $rc, stderr [$err]"
-	assert_rc 1; assert_eq "$out" "" stdout
+	assert_rc 7; assert_eq "$out" "" stdout
 	grep -qiE -- "$2" <<<"$err" || { echo "stderr [$err] does not match /$2/"; return 1; }
 	case "$err" in *Sanitizer*|*"runtime error"*) echo "sanitizer report: $err"; return 1 ;; esac
 	cmp -s "$d" "$d.before" || {
@@ -635,7 +635,7 @@ expect 'a gzip, xz or zstd file cut short is refused ("ends", "corrupt") and not
 # A stream corrupt in its middle may be found only while copying (xz and zstd
 # decode as they write): then the old image is gone, but nothing may claim
 # the new one.
-expect 'a gzip, xz or zstd file corrupt in the middle fails with exit 1 and leaves no header claiming the image' '
+expect 'a gzip, xz or zstd file corrupt in the middle fails with exit 7 and leaves no header claiming the image' '
 	for k in gz xz zst; do
 		f=$(packed "$tmp/r-$k.raw" $k); cp "$f" "$tmp/bad.$k"
 		n=$(stat -c %s "$f")
@@ -643,9 +643,9 @@ expect 'a gzip, xz or zstd file corrupt in the middle fails with exit 1 and leav
 		d=$(new_dev cdev $((16 * MiB)))
 		run_imgdev provision "$d" "$tmp/bad.$k" --no-map
 		echo "# bad.$k: exit $rc, stderr [$err]"
-		assert_rc 1; assert_contains "$err" corrupt
+		assert_rc 7; assert_contains "$err" corrupt
 		case "$err" in *Sanitizer*|*"runtime error"*) exit 1 ;; esac
-		run_imgdev verify "$d"; assert_rc 1
+		run_imgdev verify "$d"; assert_rc 4
 		[ "$(hex_at "$d" 10 32)" != "$(sha "$tmp/bad.$k")" ] || { echo "header names bad.$k"; exit 1; }
 	done'
 

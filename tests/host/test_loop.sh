@@ -5,10 +5,7 @@
 # through it; names and duplicates refused. Needs root and loop devices.
 . "$(dirname "$0")/../lib.sh"
 
-if [ "$(id -u)" != 0 ] || ! losetup -f >/dev/null 2>&1; then
-	echo "test_loop.sh: 0 passed, 0 failed, 1 skipped (needs root and loop devices)"
-	exit 0
-fi
+need_root_and_loop
 tmp=$(mktemp -d /var/tmp/imgdev-loop.XXXXXX)
 run=$tmp/run
 cleanup() {
@@ -54,7 +51,7 @@ expect 'mapping the same name twice fails, and the first mapping stays' '
 
 expect 'the header cannot be rewritten under a loop mapping' '
 	before=$(head -c 512 "$disk" | sha256sum)
-	run_imgdev --run-dir "$run" ensure "$disk" "$(printf b | sha256sum | cut -c1-64)"; assert_rc 1
+	run_imgdev --run-dir "$run" ensure "$disk" "$(printf b | sha256sum | cut -c1-64)"; assert_rc 5
 	assert_contains "$err" "in use (mapped as loop device"
 	assert_eq "$(head -c 512 "$disk" | sha256sum)" "$before"'
 
@@ -87,7 +84,7 @@ $run/virtlet-dm-prov"
 	assert_eq "$out" "matched
 $run/virtlet-dm-prov"
 	head -c 1000 /dev/urandom >"$tmp/other"
-	L provision "$d" "$tmp/other" --name virtlet-dm-prov; assert_rc 1
+	L provision "$d" "$tmp/other" --name virtlet-dm-prov; assert_rc 5
 	assert_contains "$err" "in use (mapped as loop device"
 	L provision "$tmp/disk" "$img" --name virtlet-dm-prov; assert_rc 1
 	assert_contains "$err" "maps something other"
@@ -106,7 +103,7 @@ expect 'unmap of a loop mapping held open fails as in use, and the mapping stays
 	n=$(loopname virtlet-dm-held)
 	exec 3<"$run/virtlet-dm-held"
 	L unmap virtlet-dm-held; rc1=$rc; exec 3<&-
-	assert_eq "$rc1" 1; assert_contains "$err" "in use"
+	assert_eq "$rc1" 5; assert_contains "$err" "in use"
 	[ -L "$run/virtlet-dm-held" ]
 	assert_eq "$(cat /sys/block/$n/loop/autoclear)" 0
 	L unmap virtlet-dm-held; assert_rc 0
@@ -124,7 +121,7 @@ expect 'names: longer than lo_file_name holds after the mark, or without the pre
 	L map "$disk" "virtlet-dm-$(printf "%046d" 0)" --image-size 1; assert_rc 1
 	assert_contains "$err" "at most 56 bytes"
 	L map "$disk" other --image-size 1; assert_rc 1; assert_contains "$err" "must start with"
-	L map "$disk" virtlet-dm-big --image-size $((8 * 1048576)); assert_rc 1; assert_contains "$err" "too small"
+	L map "$disk" virtlet-dm-big --image-size $((8 * 1048576)); assert_rc 8; assert_contains "$err" "too small"
 	assert_eq "$(losetup -a | wc -l)" "$before"'
 
 expect 'the longest name that fits (56 bytes) maps, lists and unmaps' '

@@ -46,9 +46,9 @@ expect 'bad device paths: missing, directory, character device' '
 expect 'an empty file and a file shorter than a sector are too small' '
 	: >"$tmp/empty"; head -c 100 /dev/urandom >"$tmp/short"
 	for f in "$tmp/empty" "$tmp/short"; do
-		refused "$f" 1 "too small" -- ensure "$f" "$HEX"
-		refused "$f" 1 "too small" -- provision "$f" "$img" --no-map
-		refused "$f" 1 "too small" -- header "$f"
+		refused "$f" 8 "too small" -- ensure "$f" "$HEX"
+		refused "$f" 8 "too small" -- provision "$f" "$img" --no-map
+		refused "$f" 8 "too small" -- header "$f"
 	done'
 
 if [ "$root" = yes ]; then
@@ -56,13 +56,13 @@ if [ "$root" = yes ]; then
 		cp "$disk" "$tmp/secret"; chmod 600 "$tmp/secret"; chmod 711 "$tmp"
 		before=$(sum "$tmp/secret")
 		rc=0; err=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$IMGDEV" ensure "$tmp/secret" "$HEX" 2>&1) || rc=$?
-		assert_eq "$rc" 1; assert_contains "$err" "permission denied"
+		assert_eq "$rc" 9; assert_contains "$err" "permission denied"
 		assert_eq "$(sum "$tmp/secret")" "$before"'
 
 	expect 'an immutable file and a read-only loop device are not written' '
 		cp "$disk" "$tmp/immutable"; chattr +i "$tmp/immutable"
-		refused "$tmp/immutable" 1 "permission denied" -- ensure "$tmp/immutable" "$HEX"
-		refused "$tmp/immutable" 1 "permission denied" -- provision "$tmp/immutable" "$img" --no-map
+		refused "$tmp/immutable" 9 "permission denied" -- ensure "$tmp/immutable" "$HEX"
+		refused "$tmp/immutable" 9 "permission denied" -- provision "$tmp/immutable" "$img" --no-map
 		chattr -i "$tmp/immutable"
 		cp "$disk" "$tmp/rodisk"; l=$(losetup -r -f --show "$tmp/rodisk")
 		refused "$tmp/rodisk" 1 "read-only" -- ensure "$l" "$HEX"
@@ -87,10 +87,10 @@ expect 'bad mapping names: too long, with a slash, without the prefix, only the 
 
 expect 'bad images: missing, empty, a directory, larger than the device' '
 	: >"$tmp/emptyimg"; head -c 5M /dev/urandom >"$tmp/bigimg"
-	refused "$disk" 1 "$tmp/noimg" -- provision "$disk" "$tmp/noimg" --no-map
-	refused "$disk" 1 "empty" -- provision "$disk" "$tmp/emptyimg" --no-map
-	refused "$disk" 1 "regular file" -- provision "$disk" "$tmp" --no-map
-	refused "$disk" 1 "too small" -- provision "$disk" "$tmp/bigimg" --no-map'
+	refused "$disk" 7 "$tmp/noimg" -- provision "$disk" "$tmp/noimg" --no-map
+	refused "$disk" 7 "empty" -- provision "$disk" "$tmp/emptyimg" --no-map
+	refused "$disk" 7 "regular file" -- provision "$disk" "$tmp" --no-map
+	refused "$disk" 8 "too small" -- provision "$disk" "$tmp/bigimg" --no-map'
 
 expect 'unknown commands and options' '
 	refused "$disk" 2 "unknown command" -- format "$disk"
@@ -101,13 +101,13 @@ expect 'unknown commands and options' '
 
 expect 'garbage and truncated headers: header and verify say so, nothing written' '
 	head -c 40 <(printf "$MAGIC" | xxd -r -p; head -c 100 /dev/urandom) >"$tmp/trunc"
-	refused "$tmp/trunc" 1 "too small" -- header "$tmp/trunc"
-	refused "$tmp/trunc" 1 "too small" -- verify "$tmp/trunc"
-	refused "$disk" 1 "no image header" -- verify "$disk"
+	refused "$tmp/trunc" 8 "too small" -- header "$tmp/trunc"
+	refused "$tmp/trunc" 8 "too small" -- verify "$tmp/trunc"
+	refused "$disk" 4 "no image header" -- verify "$disk"
 	cp "$disk" "$tmp/badrec"
 	run_imgdev provision "$tmp/badrec" "$img" --no-map; assert_rc 0
 	printf "\x01" | dd of="$tmp/badrec" bs=1 seek=300 conv=notrunc status=none
-	refused "$tmp/badrec" 1 "damaged" -- verify "$tmp/badrec"
+	refused "$tmp/badrec" 3 "damaged" -- verify "$tmp/badrec"
 	run_imgdev header --json "$tmp/badrec"; assert_contains "$out" "\"commit\": \"corrupt\""'
 
 expect 'a header of a newer version is never overwritten, whatever the hash' '
@@ -149,9 +149,9 @@ for kind in ext4 xfs swap mbr gpt; do
 		expect "$kind on a $via: refused without --force, bytes unchanged; written with it" '
 			f=$tmp/sig-'$kind'; make_sig '$kind' "$f"; t=$f
 			if [ '$via' = loop ]; then t=$(losetup -f --show "$f"); fi
-			refused "$f" 1 "${said['$kind']}" -- ensure "$t" "$HEX"
+			refused "$f" 6 "${said['$kind']}" -- ensure "$t" "$HEX"
 			assert_contains "$err" "refusing to overwrite it; use --force"
-			refused "$f" 1 "${said['$kind']}" -- provision "$t" "$img" --no-map
+			refused "$f" 6 "${said['$kind']}" -- provision "$t" "$img" --no-map
 			run_imgdev provision "$t" "$img" --no-map --force; assert_rc 0
 			cmp <(tail -c +513 "$f" | head -c 300000) "$img"
 			[ '$via' = file ] || losetup -d "$t"'
@@ -205,7 +205,7 @@ if [ "$root" = yes ]; then
 		head -c 3000000 /dev/urandom >"$tmp/three"
 		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 0
 		truncate -s 1M "$f"
-		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 1
+		run_imgdev provision "$f" "$tmp/three" --no-map; assert_rc 8
 		assert_contains "$err" "too small"'
 
 	expect 'a device that cannot be probed (its last, partial 4K sector unreadable) is refused with the reason; --force writes' '
@@ -223,7 +223,7 @@ if [ "$root" = yes ]; then
 	expect 'a mounted device is reported as mounted, and not written' '
 		f=$tmp/mounted; truncate -s 64M "$f"; mkfs.ext4 -q -F "$f"
 		l=$(losetup -f --show "$f"); mkdir -p "$tmp/mnt"; mount "$l" "$tmp/mnt"
-		refused "$f" 1 "mounted on $tmp/mnt" -- provision "$l" "$img" --no-map --force
+		refused "$f" 5 "mounted on $tmp/mnt" -- provision "$l" "$img" --no-map --force
 		umount "$tmp/mnt"; losetup -d "$l"'
 fi
 

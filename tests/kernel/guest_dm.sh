@@ -38,7 +38,7 @@ expect 'a name without the prefix is refused and nothing is created' '
 
 expect 'a device too small for the image is refused with both sizes, nothing created' '
 	before=$(dm_names); n=$(sectors /dev/ubdc)
-	run_imgdev map /dev/ubdc virtlet-dm-big --image-size $((n * 512)); assert_rc 1
+	run_imgdev map /dev/ubdc virtlet-dm-big --image-size $((n * 512)); assert_rc 8
 	assert_contains "$err" "too small"
 	assert_contains "$err" "$((n * 512)) bytes ($n sectors)"
 	assert_contains "$err" "$(((n + 1) * 512)) bytes ($((n + 1)) sectors)"
@@ -141,7 +141,7 @@ expect 'unmap waits out a brief holder, and gives up on a lasting one' '
 	run_imgdev map /dev/ubdc virtlet-dm-held --image-size 4096; assert_rc 0
 	exec 3</dev/mapper/virtlet-dm-held
 	run_imgdev unmap virtlet-dm-held; exec 3<&-
-	assert_rc 1; assert_contains "$err" "in use"
+	assert_rc 5; assert_contains "$err" "in use"
 	run_imgdev unmap virtlet-dm-held; assert_rc 0'
 
 expect 'a failed table load removes the half-made device' '
@@ -150,7 +150,7 @@ expect 'a failed table load removes the half-made device' '
 	before=$(dm_names)
 	run_imgdev map /dev/ubde virtlet-dm-mounted --image-size 4096
 	umount "$work/mnt"
-	assert_rc 1; assert_contains "$err" "load table"
+	assert_rc 5; assert_contains "$err" "load table"
 	assert_eq "$(dm_names)" "$before"; [ ! -e /dev/mapper/virtlet-dm-mounted ]'
 
 expect 'a stale node of the same name is replaced by the right one' '
@@ -180,9 +180,9 @@ expect 'maps and unmaps of different names in parallel do not interfere' '
 expect 'without CAP_SYS_ADMIN the error says so, not a bare EPERM' '
 	run_imgdev map /dev/ubdc virtlet-dm-nocap --image-size 4096; assert_rc 0
 	rc=0; err=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$IMGDEV" list 2>&1) || rc=$?
-	assert_eq "$rc" 1; assert_contains "$err" "CAP_SYS_ADMIN"
+	assert_eq "$rc" 9; assert_contains "$err" "CAP_SYS_ADMIN"
 	rc=0; err=$(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin "$IMGDEV" unmap virtlet-dm-nocap 2>&1) || rc=$?
-	assert_eq "$rc" 1; assert_contains "$err" "CAP_SYS_ADMIN"
+	assert_eq "$rc" 9; assert_contains "$err" "CAP_SYS_ADMIN"
 	dmsetup info virtlet-dm-nocap >/dev/null
 	run_imgdev unmap virtlet-dm-nocap; assert_rc 0'
 

@@ -50,7 +50,7 @@ expect 'writes failing mid-payload (flakey goes down under a slow copy): error, 
 	[ $(($(date +%s) - start)) -lt 60 ] || { echo "took too long"; exit 1; }
 	dmsetup remove slowflaky; dmsetup remove flaky
 	assert_eq "$(commit_of $disk)" writing
-	run_imgdev verify $disk; assert_rc 1; assert_contains "$err" "did not complete"'
+	run_imgdev verify $disk; assert_rc 4; assert_contains "$err" "did not complete"'
 
 expect 'the same device, healthy again, takes the image' '
 	run_imgdev provision $disk "$img" --no-map --digest "sha256:$hash"; assert_rc 0

@@ -42,7 +42,7 @@ expect 'verify passes on the mapped device' '
 
 expect 'a different image onto a mapped device is refused as in use, nothing written' '
 	before=$(head -c 512 /dev/ubdf | sha256sum)
-	run_imgdev provision /dev/ubdf "$other" --name virtlet-dm-prov; assert_rc 1
+	run_imgdev provision /dev/ubdf "$other" --name virtlet-dm-prov; assert_rc 5
 	assert_contains "$err" "in use (mapped as device-mapper device virtlet-dm-prov)"
 	assert_eq "$(head -c 512 /dev/ubdf | sha256sum)" "$before"'
 
@@ -55,7 +55,7 @@ expect 'provision with a name that maps another device is refused before writing
 expect 'unmap, then verify catches a flipped payload byte' '
 	run_imgdev unmap virtlet-dm-prov; assert_rc 0
 	flip_byte /dev/ubdf $((512 + 4096))
-	run_imgdev verify /dev/ubdf; assert_rc 1; assert_contains "$err" "does not match"'
+	run_imgdev verify /dev/ubdf; assert_rc 3; assert_contains "$err" "does not match"'
 
 # /dev/mapper/faulty: ubdg with an I/O error range in the middle of the payload.
 make_faulty() { # make_faulty ERROR_START ERROR_LEN
@@ -76,7 +76,7 @@ expect 'a write error mid-payload stops with the offset and errno text, never co
 	assert_contains "$err" "write error at payload offset"
 	assert_contains "$err" "Input/output error"
 	assert_eq "$(commit_of /dev/mapper/faulty)" writing
-	run_imgdev verify /dev/mapper/faulty; assert_rc 1; assert_contains "$err" "did not complete"
+	run_imgdev verify /dev/mapper/faulty; assert_rc 4; assert_contains "$err" "did not complete"
 	dmsetup remove faulty'
 
 expect 'an error on sector 0 fails before any payload is written' '

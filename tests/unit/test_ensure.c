@@ -168,7 +168,7 @@ static void test_ensure_bad_targets(void **state)
 
 	memset(small, 0x42, sizeof(small));
 	write_file(fx->path, small, sizeof(small));
-	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), -EINVAL);
+	assert_int_equal(imgdev_ensure(fx->ctx, fx->path, fx->hash_a, 0), -ENOSPC);
 	assert_non_null(strstr(imgdev_ctx_last_error(fx->ctx), "too small"));
 	assert_int_equal(read_file(fx->path, after, sizeof(after)), sizeof(small));
 	assert_memory_equal(after, small, sizeof(small));
