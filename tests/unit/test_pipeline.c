@@ -198,9 +198,9 @@ static void test_hash_matches_definition(void **state)
 }
 
 /*
- * run_and_check with each vector implementation this CPU runs (the ones
- * that hash several blocks at once, so blocks are carried from chunk to
- * chunk); returns how many ran.
+ * run_and_check with each implementation this CPU runs that hashes several
+ * blocks at once (AVX2, AVX-512, SHA-NI 2- and 4-way), so blocks are
+ * carried from chunk to chunk; returns how many ran.
  */
 static unsigned int run_each_vector_impl(struct pipeline_job *job, const uint8_t *data)
 {
