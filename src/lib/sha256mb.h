@@ -53,8 +53,8 @@ enum sha256mb_impl sha256mb_fastest(const double mbps[SHA256MB_NIMPL]);
  * Hash n messages of len bytes each (any len) into digests[0..n), with impl,
  * which must be supported (a vector impl hands OpenSSL the one or two
  * messages that would leave a group of lanes mostly idle; SHA-NI hashes a
- * message left over alone). Returns 0, or
- * -ENOMEM when OpenSSL cannot set up.
+ * message left over alone). Returns 0, or -ENOMEM when OpenSSL cannot set
+ * up.
  */
 int sha256mb_hash(enum sha256mb_impl impl, const uint8_t *const msgs[], size_t n,
 		  size_t len, uint8_t (*digests)[SHA256MB_DIGEST]);
