@@ -443,7 +443,7 @@ static unsigned int worker_count(const struct pipeline_job *job)
  * order while the fold frees slots in order; with fewer (one slot per
  * thread and two to spare), vm-qcow2 took 3-5 % longer.
  */
-static int pipeline_setup(struct pipeline *pl, unsigned int nthreads)
+static int pipeline_setup(struct pipeline *pl, struct imgdev_ctx *ctx, unsigned int nthreads)
 {
 	pthread_mutex_init(&pl->lock, NULL);
 	pthread_cond_init(&pl->changed, NULL);
@@ -456,7 +456,7 @@ static int pipeline_setup(struct pipeline *pl, unsigned int nthreads)
 	for (unsigned int i = 0; i < pl->nslots; i++)
 		if (posix_memalign((void **)&pl->slots[i].buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD))
 			return -ENOMEM;
-	pl->impl = pl->job->use_impl ? pl->job->impl : sha256mb_best();
+	pl->impl = pl->job->use_impl ? pl->job->impl : ctx_hash_impl(ctx);
 	return sha256mb_hash(pl->impl, &zeros_start, 1, CONTENT_BLOCK_SIZE, &pl->zero_digest);
 }
 
@@ -495,7 +495,7 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 	pthread_t threads[MAX_WORKERS + WRITERS];
 	EVP_MD_CTX *content = EVP_MD_CTX_new();
 	unsigned int dlen = 0;
-	int rc = pipeline_setup(&pl, nworkers + nwriters);
+	int rc = pipeline_setup(&pl, ctx, nworkers + nwriters);
 
 	if (rc == 0 && (!content || !EVP_DigestInit_ex(content, pl.sha256, NULL)))
 		rc = -ENOMEM;

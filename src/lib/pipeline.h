@@ -70,7 +70,7 @@ struct pipeline_job {
 	void (*release_fn)(void *arg, const struct chunk *c);
 	void *arg;
 	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
-	/* Tests: hash with this implementation (sha256mb.h) instead of the best. */
+	/* Tests: hash with this implementation (sha256mb.h), not ctx_hash_impl's. */
 	bool use_impl;
 	enum sha256mb_impl impl;
 	progress_fn progress;

@@ -5,7 +5,8 @@
  * blocks are flagged, and blocks a source only flags are hashed as zeros
  * whatever their stale bytes; progress comes once per chunk, in order; the
  * first failing chunk's message is reported, a read's or a write's; blocks
- * carried from one chunk to the next hash right, also with every slot full.
+ * carried from one chunk to the next hash right, also with every slot full;
+ * a run hashes with its context's choice: measured, or IMGDEV_SHA256_IMPL's.
  * Chunks mapped from a sparse
  * file (chunk_map.c) hash like copied ones, are unmapped before they are
  * released, and a range past the file's end is an error, not SIGBUS.
@@ -23,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "imgdev.h"
+#include "internal.h"
 #include "pipeline.h"
 #include "sha256mb.h"
 
@@ -198,9 +200,9 @@ static void test_hash_matches_definition(void **state)
 }
 
 /*
- * run_and_check with each vector implementation this CPU runs (the ones
- * that hash several blocks at once, so blocks are carried from chunk to
- * chunk); returns how many ran.
+ * run_and_check with each implementation this CPU runs that hashes several
+ * blocks at once (AVX2, AVX-512, SHA-NI 2- and 4-way), so blocks are
+ * carried from chunk to chunk; returns how many ran.
  */
 static unsigned int run_each_vector_impl(struct pipeline_job *job, const uint8_t *data)
 {
@@ -216,6 +218,45 @@ static unsigned int run_each_vector_impl(struct pipeline_job *job, const uint8_t
 	}
 	job->use_impl = false;
 	return runs;
+}
+
+/*
+ * A run without a job's impl hashes with its context's (ctx_hash_impl):
+ * the fastest measured when IMGDEV_SHA256_IMPL is unset, else the one it
+ * names; the hash is the definition's either way.
+ */
+static void test_ctx_chooses_the_hashing(void **state)
+{
+	uint64_t size = 3 * (uint64_t)CHUNK_SIZE + 7 * CONTENT_BLOCK_SIZE + 99;
+	uint8_t *data = make_payload(size), got[32], want[32];
+	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
+	struct pipeline_job job = { .size = size, .workers = 2, .read_fn = mem_read, .arg = &m };
+
+	(void)state;
+	reference_hash(data, size, want);
+	for (int i = -1; i < SHA256MB_NIMPL; i++) {
+		struct imgdev_ctx *ctx;
+
+		if (i >= 0 && !sha256mb_supported((enum sha256mb_impl)i))
+			continue;
+		if (i < 0)
+			unsetenv(IMGDEV_SHA256_IMPL_ENV);
+		else
+			setenv(IMGDEV_SHA256_IMPL_ENV, sha256mb_name((enum sha256mb_impl)i), 1);
+		assert_int_equal(imgdev_ctx_new(&ctx), 0);
+		assert_int_equal(pipeline_run(ctx, &job, got), 0);
+		assert_memory_equal(got, want, 32);
+		assert_true(ctx->hash_chosen);
+		if (i < 0) {
+			assert_int_equal(ctx->hash_impl, sha256mb_fastest(ctx->hash_mbps));
+			assert_true(ctx->hash_mbps[ctx->hash_impl] > 0);
+		} else {
+			assert_int_equal(ctx->hash_impl, i);
+		}
+		imgdev_ctx_free(ctx);
+	}
+	unsetenv(IMGDEV_SHA256_IMPL_ENV);
+	free(data);
 }
 
 /*
@@ -495,6 +536,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_matches_definition),
+		cmocka_unit_test(test_ctx_chooses_the_hashing),
 		cmocka_unit_test(test_full_window_with_carried_blocks),
 		cmocka_unit_test(test_small_chunks_join_the_carry),
 		cmocka_unit_test(test_first_error_is_reported),
