@@ -189,6 +189,7 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 int cmd_verify(struct cli *cli, int argc, char **argv)
 {
 	static const char usage[] = "verify DEVICE [--json]";
+	struct imgdev_verify_opts opts = IMGDEV_VERIFY_OPTS_INIT;
 	struct imgdev_verify_result res;
 	char hash[72];
 	bool json = false;
@@ -198,7 +199,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		return status;
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected DEVICE; usage: imgdev %s", usage);
-	rc = imgdev_verify(cli->ctx, argv[optind], 0, NULL, NULL, &res);
+	rc = imgdev_verify(cli->ctx, argv[optind], &opts, &res);
 	if (json) {
 		struct json_object *o = json_object_new_object();
 

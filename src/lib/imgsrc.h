@@ -2,8 +2,8 @@
  * Image sources: where provisioning reads the payload from. A source knows
  * its payload (virtual) size and fills chunks on request, from any worker
  * thread at once; holes and zero clusters come back as all_zero chunks or as
- * zeroed ranges, never read from disk. Raw files today; qcow2 and
- * compressed streams slot in behind the same two operations.
+ * zeroed ranges, never read from disk. Raw files, qcow2 files, and gzip,
+ * xz or zstd streams holding either, all behind the same two operations.
  */
 #ifndef IMGDEV_IMGSRC_H
 #define IMGDEV_IMGSRC_H

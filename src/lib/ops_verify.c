@@ -57,13 +57,12 @@ static int verify_check_header(struct imgdev_ctx *ctx, const struct bdev *bd, co
 
 /* Hash the payload h describes and compare it with the record; 0 or -errno. */
 static int verify_payload(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h,
-			  unsigned int threads, imgdev_progress_fn progress, void *progress_data,
-			  struct imgdev_verify_result *res)
+			  const struct imgdev_verify_opts *opts, struct imgdev_verify_result *res)
 {
 	struct payload_reader reader = { .data_offset = h->rec.data_offset };
-	struct pipeline_job job = { .size = h->rec.image_size, .workers = threads,
+	struct pipeline_job job = { .size = h->rec.image_size, .workers = opts->threads,
 				    .read_fn = payload_read_chunk, .arg = &reader,
-				    .progress = progress, .progress_arg = progress_data };
+				    .progress = opts->progress, .progress_arg = opts->progress_data };
 	char want[72], got[72];
 	int rc;
 
@@ -80,10 +79,10 @@ static int verify_payload(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 	return rc;
 }
 
-int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threads,
-		  imgdev_progress_fn progress, void *progress_data,
-		  struct imgdev_verify_result *res)
+int imgdev_verify(struct imgdev_ctx *ctx, const char *device,
+		  const struct imgdev_verify_opts *opts, struct imgdev_verify_result *res)
 {
+	static const struct imgdev_verify_opts defaults = IMGDEV_VERIFY_OPTS_INIT;
 	double t0 = monotonic_seconds();
 	uint8_t sector[SECTOR_SIZE];
 	struct bdev bd;
@@ -91,6 +90,10 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threa
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if (!opts)
+		opts = &defaults;
+	if (opts->version < 1 || opts->version > IMGDEV_VERIFY_OPTS_VERSION)
+		return ctx_error(ctx, EINVAL, "verify options of an unknown version");
 	rc = bdev_open(ctx, device, O_RDONLY, &bd);
 	if (rc < 0)
 		return rc;
@@ -103,7 +106,7 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threa
 		goto out;
 	memcpy(res->image_hash, h.image_hash, IMGDEV_HASH_SIZE);
 	res->image_size = h.rec.image_size;
-	rc = verify_payload(ctx, &bd, &h, threads, progress, progress_data, res);
+	rc = verify_payload(ctx, &bd, &h, opts, res);
 out:
 	res->seconds = monotonic_seconds() - t0;
 	bdev_close(&bd);
