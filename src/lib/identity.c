@@ -94,13 +94,12 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 	}
 	for (uint64_t off = 0; off < src->size && rc == 0; off += CHUNK_SIZE) {
 		chunk_reset(c, off, src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE);
-		rc = src->ops->read_chunk(src, c);
+		rc = imgsrc_read_chunk(src, c);
 		if (rc < 0)
 			rc = ctx_error(ctx, rc, "%s", c->msg);
 		else
 			chunk_digest_update(md, c);
-		if (src->ops->release_chunk)
-			src->ops->release_chunk(src, c);
+		imgsrc_release_chunk(src, c);
 	}
 	if (rc == 0)
 		EVP_DigestFinal_ex(md, hash, &dlen);
@@ -116,7 +115,6 @@ out:
 
 int identity_compute(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE])
 {
-	src->read_through = true;
 	if (src->identity_is_payload)
 		return payload_sha256(ctx, src, hash);
 	return imgsrc_hash_file(ctx, src, hash);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "blockdev.h"
+#include "bytesrc.h"
 #include "header.h"
 #include "identity.h"
 #include "imgsrc.h"
@@ -67,6 +68,20 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
 	return rc < 0 ? rc : check_room(ctx, bd, src->size);
 }
 
+/*
+ * How the image may be read. Map it only when its hash is given: the image
+ * hash computed from the payload reads each chunk once more after the
+ * write, and a mapping, unlike a copy, would show it a concurrent change of
+ * the file.
+ */
+static struct imgsrc_policy read_policy(const struct imgdev_provision_opts *opts)
+{
+	return (struct imgsrc_policy){
+		.map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image,
+		.hash_given = opts->has_digest,
+	};
+}
+
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
 		     const struct imgdev_provision_opts *opts,
 		     struct imgdev_provision_result *res)
@@ -74,6 +89,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	double t0 = monotonic_seconds();
 	struct bdev probe = BDEV_INIT, bd = BDEV_INIT;
 	struct imgsrc *src = NULL;
+	struct bytesrc *bytes = NULL;
 	uint8_t sector[SECTOR_SIZE];
 	struct hdr h;
 	int rc;
@@ -81,7 +97,12 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	memset(res, 0, sizeof(*res));
 	rc = check_provision_args(ctx, opts);
 	if (rc == 0)
-		rc = imgsrc_open(ctx, image, &src);
+		rc = bytesrc_open_file(ctx, image, &bytes);
+	if (rc == 0) {
+		struct imgsrc_policy policy = read_policy(opts);
+
+		rc = imgsrc_open(ctx, bytes, &policy, &src);
+	}
 	if (rc == 0)
 		rc = bdev_open(ctx, device, O_RDONLY, &probe);
 	if (rc == 0)

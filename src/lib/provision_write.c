@@ -27,7 +27,7 @@ static int copy_read_chunk(void *arg, struct chunk *c)
 {
 	struct copy *cp = arg;
 
-	return cp->src->ops->read_chunk(cp->src, c);
+	return imgsrc_read_chunk(cp->src, c);
 }
 
 static int copy_write_chunk(void *arg, struct chunk *c)
@@ -41,8 +41,7 @@ static void copy_release_chunk(void *arg, const struct chunk *c)
 {
 	struct copy *cp = arg;
 
-	if (cp->src->ops->release_chunk)
-		cp->src->ops->release_chunk(cp->src, c);
+	imgsrc_release_chunk(cp->src, c);
 }
 
 /* Sector 0 for this write: v1 header plus record in the given state. */
@@ -118,15 +117,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 	struct identity id;
 	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL);
 
-	/*
-	 * Map the image only when its hash is given: the image hash computed
-	 * from the payload reads each chunk once more after the write, and a
-	 * mapping, unlike a copy, would show it a concurrent change of the file.
-	 */
-	src->map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image;
-	src->drop_behind = src->drop_behind && id.way != IDENTITY_FILE;
-	src->read_through = true;
-	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->path);
+	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
 	if (rc == 0)
 		rc = mark_writing(ctx, bd, &id, &rec);
 	if (rc == 0)
