@@ -153,40 +153,44 @@ static void expect_payload(struct imgsrc *src, const uint8_t *want, size_t size)
 	free(got);
 }
 
+/*
+ * Open bytes from memory as an image and check that it is a raw payload
+ * compressed as named, read back as the image.
+ */
+static void expect_image(const uint8_t *bytes, size_t len, const struct imgsrc_policy *policy,
+			 const char *compression, const uint8_t *image)
+{
+	struct imgdev_ctx *ctx;
+	struct imgsrc *src;
+
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(imgsrc_open(ctx, mem_source(bytes, len, &mem_ops), policy, &src), 0);
+	assert_string_equal(src->format, "raw");
+	assert_string_equal(src->compression, compression);
+	assert_int_equal(src->identity_is_payload, strcmp(compression, "none") == 0);
+	expect_payload(src, image, IMAGE_SIZE);
+	imgsrc_close(src);
+	imgdev_ctx_free(ctx);
+}
+
 static void test_raw_over_memory(void **state)
 {
 	const struct imgsrc_policy policy = { .map_chunks = true };	/* no fd: read anyway */
 	uint8_t *img = make_image();
-	struct imgdev_ctx *ctx;
-	struct imgsrc *src;
 
 	(void)state;
-	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(imgsrc_open(ctx, mem_source(img, IMAGE_SIZE, &mem_ops), &policy, &src), 0);
-	assert_string_equal(src->format, "raw");
-	assert_true(src->identity_is_payload);
-	expect_payload(src, img, IMAGE_SIZE);
-	imgsrc_close(src);
-	imgdev_ctx_free(ctx);
+	expect_image(img, IMAGE_SIZE, &policy, "none", img);
 	free(img);
 }
 
 static void test_gzip_over_memory(void **state)
 {
 	uint8_t *img = make_image(), *gz;
-	struct imgdev_ctx *ctx;
-	struct imgsrc *src;
 	size_t gz_len;
 
 	(void)state;
 	gz = gzip_of(img, IMAGE_SIZE, &gz_len);
-	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(imgsrc_open(ctx, mem_source(gz, gz_len, &mem_ops), NULL, &src), 0);
-	assert_string_equal(src->compression, "gzip");
-	assert_false(src->identity_is_payload);
-	expect_payload(src, img, IMAGE_SIZE);
-	imgsrc_close(src);
-	imgdev_ctx_free(ctx);
+	expect_image(gz, gz_len, NULL, "gzip", img);
 	free(gz);
 	free(img);
 }
