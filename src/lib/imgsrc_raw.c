@@ -4,12 +4,12 @@
  * tmpfs: quadratic), so that holes cost nothing to read and the workers only
  * pread, or, when the policy allows it (map_chunks), map the runs into the
  * chunk (chunk_map.c) with no copy at all. A byte source that is no file
- * (bytesrc.h: fd -1) is one run of data, read, never mapped. The list grows with the
- * reads, not at open: a provision that finds the device already matching
- * opens the image but never reads it, and walking a big sparse file cost it
- * several times its run time; nor all at the first read, which kept every
- * other worker waiting. Pages read are dropped from the cache afterwards so
- * a big image does not push the host's working set out.
+ * (bytesrc.h: fd -1) is one run of data, read, never mapped. The list grows
+ * with the reads, not at open: a provision that finds the device already
+ * matching opens the image but never reads it, and walking a big sparse file
+ * cost it several times its run time; nor all at the first read, which kept
+ * every other worker waiting. Pages read are dropped from the cache
+ * afterwards so a big image does not push the host's working set out.
  */
 #include <errno.h>
 #include <fcntl.h>
