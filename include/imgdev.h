@@ -232,7 +232,8 @@ struct imgdev_provision_result {
 };
 
 /*
- * Put the raw image file `image` on device and (unless opts->no_map) map it
+ * Put the image file `image` (raw or qcow2, either possibly compressed
+ * with gzip, xz or zstd; the format found by content) on device and (unless opts->no_map) map it
  * as opts->name. When the header already names this image with a complete
  * commit record, nothing is written. Otherwise, in order: sector 0 marked
  * "writing" (hash all zeros), synced; the payload, flushed; sector 0 with
@@ -257,15 +258,26 @@ struct imgdev_verify_result {
 	double seconds;
 };
 
+#define IMGDEV_VERIFY_OPTS_VERSION 1
+
+/* Options of imgdev_verify(); start from IMGDEV_VERIFY_OPTS_INIT. */
+struct imgdev_verify_opts {
+	unsigned int version;		/* IMGDEV_VERIFY_OPTS_VERSION */
+	unsigned int threads;		/* threads reading and hashing; 0: two per CPU */
+	imgdev_progress_fn progress;
+	void *progress_data;
+};
+#define IMGDEV_VERIFY_OPTS_INIT { .version = IMGDEV_VERIFY_OPTS_VERSION }
+
 /*
- * Re-read the payload of device and check it against its commit record.
- * Returns 0 on a match; -EBADMSG when the payload differs; -ENODATA when
- * there is no complete commit record to check against; or -errno.
- * threads: threads reading and hashing, 0 for two per CPU.
+ * Re-read the payload of device and check it against its commit record,
+ * with opts (NULL: the defaults). Returns 0 on a match; -EBADMSG when the
+ * payload differs; -ENODATA when there is no complete commit record to
+ * check against; -EINVAL for options of an unknown version; or -errno.
+ * *result is cleared first, then filled as far as the check got.
  */
-int imgdev_verify(struct imgdev_ctx *ctx, const char *device, unsigned int threads,
-		  imgdev_progress_fn progress, void *progress_data,
-		  struct imgdev_verify_result *result);
+int imgdev_verify(struct imgdev_ctx *ctx, const char *device,
+		  const struct imgdev_verify_opts *opts, struct imgdev_verify_result *result);
 
 /* What imgdev_image_info() learns about an image file. */
 struct imgdev_image_info {

@@ -186,6 +186,7 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
 {
+	struct imgdev_verify_opts opts = IMGDEV_VERIFY_OPTS_INIT;
 	struct imgdev_verify_result res;
 	char hash[72];
 	bool json = false;
@@ -195,7 +196,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		return status;
 	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
-	rc = imgdev_verify(cli->ctx, argv[optind], 0, NULL, NULL, &res);
+	rc = imgdev_verify(cli->ctx, argv[optind], &opts, &res);
 	if (json) {
 		struct json_object *o = json_object_new_object();
 

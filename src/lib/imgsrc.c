@@ -1,90 +1,105 @@
 /*
- * Opening an image: the reader is chosen by the file's first bytes, never by
- * its name — qcow2 by its magic, raw otherwise. Also the plain SHA-256 of
- * the file as given, for formats whose payload is not the file itself, and
- * dropping the file's pages from the page cache once it has been read.
+ * Opening an image: the format is chosen by the first bytes, never by the
+ * name — qcow2 by its magic, a gzip, xz or zstd stream by theirs, raw
+ * otherwise — and the read policy turned into what the source may do. Also
+ * what callers ask of any source whatever its format: its info, the plain
+ * SHA-256 of the image as given (for formats whose payload is not the file
+ * itself), the change check, and dropping its pages once it has been read.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
-#include "blockdev.h"
+#include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"
 #include "qcow2.h"
 
 #define HASH_READ_SIZE (1024 * 1024)
+#define MAGIC_SIZE 8
 
-static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
+enum probed {
+	PROBED_RAW,
+	PROBED_QCOW2,
+	PROBED_GZIP,
+	PROBED_XZ,
+	PROBED_ZSTD,
+};
+
+/* What the magic at the start of the image (n bytes of it) says. */
+static enum probed probe_magic(const uint8_t *magic, size_t n)
 {
-	uint8_t magic[8] = { 0 };
-	size_t n = src->file_size < sizeof(magic) ? (size_t)src->file_size : sizeof(magic);
-	int rc = bdev_pread_full(src->fd, magic, n, 0);
-
-	if (rc < 0)
-		return ctx_error(ctx, ENOMEDIUM, "%s: cannot read: %s", src->path, strerror(-rc));
 	static const uint8_t gz[] = { 0x1f, 0x8b }, xz[] = { 0xfd, '7', 'z', 'X', 'Z', 0 },
 			     zst[] = { 0x28, 0xb5, 0x2f, 0xfd };
 
 	if (qcow2_probe(magic, n))
-		return imgsrc_qcow2_init(ctx, src);
+		return PROBED_QCOW2;
 	if (n >= sizeof(gz) && memcmp(magic, gz, sizeof(gz)) == 0)
-		return imgsrc_stream_init(ctx, src, 0);
+		return PROBED_GZIP;
 	if (n >= sizeof(xz) && memcmp(magic, xz, sizeof(xz)) == 0)
-		return imgsrc_stream_init(ctx, src, 1);
+		return PROBED_XZ;
 	if (n >= sizeof(zst) && memcmp(magic, zst, sizeof(zst)) == 0)
-		return imgsrc_stream_init(ctx, src, 2);
-	return imgsrc_raw_init(ctx, src);
+		return PROBED_ZSTD;
+	return PROBED_RAW;
 }
 
-int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **out)
+/* The first bytes of the image into magic; how many, or -errno. */
+static int read_magic(struct bytesrc *bs, uint8_t magic[MAGIC_SIZE])
+{
+	size_t n = bs->size < MAGIC_SIZE ? (size_t)bs->size : MAGIC_SIZE;
+	int rc = bytesrc_pread(bs, magic, n, 0);
+
+	return rc < 0 ? rc : (int)n;
+}
+
+static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
+{
+	uint8_t magic[MAGIC_SIZE] = { 0 };
+	int n = read_magic(src->bytes, magic);
+
+	if (n < 0)
+		return ctx_error(ctx, ENOMEDIUM, "%s: cannot read: %s", src->name, strerror(-n));
+	switch (probe_magic(magic, (size_t)n)) {
+	case PROBED_QCOW2:
+		return imgsrc_qcow2_init(ctx, src);
+	case PROBED_GZIP:
+		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_GZIP);
+	case PROBED_XZ:
+		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_XZ);
+	case PROBED_ZSTD:
+		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_ZSTD);
+	default:
+		return imgsrc_raw_init(ctx, src);
+	}
+}
+
+int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgsrc_policy *policy,
+		struct imgsrc **out)
 {
 	struct imgsrc *src = calloc(1, sizeof(*src));
-	struct statfs fs;
-	struct stat st;
 	int rc = 0;
 
-	if (!src)
+	if (!src) {
+		bytesrc_close(bytes);
 		return ctx_error(ctx, ENOMEM, "out of memory");
-	src->fd = src->data_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (src->fd < 0) {
-		rc = ctx_error(ctx, errno == EACCES || errno == EPERM ? EACCES : ENOMEDIUM, "%s: cannot open the image: %s", path, strerror(errno));
-		goto out;
 	}
-	if (fstat(src->fd, &st) < 0) {
-		rc = ctx_error(ctx, errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image must be a regular file", path);
-		goto out;
-	}
-	src->path = strdup(path);
-	if (!src->path) {
-		rc = ctx_error(ctx, ENOMEM, "out of memory");
-		goto out;
-	}
-	src->file_size = (uint64_t)st.st_size;
-	src->in_memory = fstatfs(src->fd, &fs) == 0 &&
-			 (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
-	src->drop_behind = !src->in_memory;
-	src->opened_mtime = st.st_mtim;
-	src->opened_ctime = st.st_ctim;
-	if (src->file_size == 0) {
-		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", path);
-		goto out;
-	}
-	rc = imgsrc_probe(ctx, src);
+	src->bytes = src->data = bytes;
+	src->name = bytes->name;
+	if (policy)
+		src->policy = *policy;
+	if (!bytes->size_known)
+		rc = ctx_error(ctx, ENOTSUP, "%s: the image's size is not known", src->name);
+	else if (bytes->size == 0)
+		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", src->name);
+	if (rc == 0)
+		rc = imgsrc_probe(ctx, src);
 	if (rc == 0 && src->size == 0)
-		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image's virtual size is 0", path);
-out:
+		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image's virtual size is 0", src->name);
+	/* Without a digest, a file that is not the payload is hashed beside the chunks. */
+	src->drop_behind = !bytes->in_memory && (src->policy.hash_given || src->identity_is_payload);
 	if (rc < 0)
 		imgsrc_close(src);
 	else
@@ -98,59 +113,77 @@ void imgsrc_close(struct imgsrc *src)
 		return;
 	if (src->ops)
 		src->ops->close(src);
-	if (src->data_fd >= 0 && src->data_fd != src->fd)
-		close(src->data_fd);
-	if (src->fd >= 0)
-		close(src->fd);
-	free(src->path);
+	if (src->data != src->bytes)
+		bytesrc_close(src->data);
+	bytesrc_close(src->bytes);
 	free(src);
 }
 
-static bool same_time(struct timespec a, struct timespec b)
+void imgsrc_peek(struct bytesrc *bytes, struct imgdev_image_info *info)
 {
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+	uint8_t h[QCOW2_PEEK_SIZE];
+	struct qcow2_peek q;
+
+	snprintf(info->format, sizeof(info->format), "raw");
+	snprintf(info->compression, sizeof(info->compression), "none");
+	if (!bytes->size_known || bytes->size < sizeof(h) || bytesrc_pread(bytes, h, sizeof(h), 0) < 0 ||
+	    !qcow2_peek(h, sizeof(h), &q))
+		return;
+	snprintf(info->format, sizeof(info->format), "qcow2");
+	info->qcow2_version = q.version;
+	info->cluster_size = q.cluster_size;
+	info->virtual_size = q.size;
+}
+
+void imgsrc_info(const struct imgsrc *src, struct imgdev_image_info *info)
+{
+	snprintf(info->format, sizeof(info->format), "%s", src->format);
+	snprintf(info->compression, sizeof(info->compression), "%s", src->compression);
+	info->virtual_size = src->size;
+	if (src->ops->info)
+		src->ops->info(src, info);
+}
+
+int imgsrc_read_chunk(struct imgsrc *src, struct chunk *c)
+{
+	atomic_store_explicit(&src->read_through, true, memory_order_relaxed);
+	return src->ops->read_chunk(src, c);
+}
+
+void imgsrc_release_chunk(struct imgsrc *src, const struct chunk *c)
+{
+	if (src->ops->release_chunk)
+		src->ops->release_chunk(src, c);
 }
 
 int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src)
 {
-	struct stat st;
-
-	if (fstat(src->fd, &st) < 0)
-		return ctx_error(ctx, errno, "%s: cannot check the image after the copy: %s", src->path,
-				 strerror(errno));
-	if ((uint64_t)st.st_size != src->file_size)
-		return ctx_error(ctx, ESTALE, "%s: the image file changed size while it was copied "
-				 "(%llu bytes, then %llu); nothing was committed; provision again", src->path,
-				 (unsigned long long)src->file_size, (unsigned long long)st.st_size);
-	if (!same_time(st.st_mtim, src->opened_mtime) || !same_time(st.st_ctim, src->opened_ctime))
-		return ctx_error(ctx, ESTALE, "%s: the image file was modified while it was copied; "
-				 "nothing was committed; provision again", src->path);
-	return 0;
+	return bytesrc_check_unchanged(ctx, src->bytes);
 }
 
 void imgsrc_drop_cache(const struct imgsrc *src)
 {
-	if (src->read_through && !src->in_memory)
-		posix_fadvise(src->fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (atomic_load(&src->read_through) && !src->bytes->in_memory)
+		bytesrc_advise(src->bytes, 0, 0, BYTESRC_DONE);
 }
 
-int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,
-		     uint8_t hash[IMGDEV_HASH_SIZE])
+int imgsrc_hash_file(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t *buf = malloc(HASH_READ_SIZE);
+	uint64_t size = src->bytes->size;
 	unsigned int dlen = 0;
 	int rc = 0;
 
+	atomic_store(&src->read_through, true);
 	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
 		rc = ctx_error(ctx, ENOMEM, "out of memory");
-	for (uint64_t off = 0; rc == 0 && off < src->file_size; off += HASH_READ_SIZE) {
-		size_t n = src->file_size - off < HASH_READ_SIZE ? (size_t)(src->file_size - off)
-								  : HASH_READ_SIZE;
+	for (uint64_t off = 0; rc == 0 && off < size; off += HASH_READ_SIZE) {
+		size_t n = size - off < HASH_READ_SIZE ? (size_t)(size - off) : HASH_READ_SIZE;
 
-		rc = bdev_pread_full(src->fd, buf, n, off);
+		rc = bytesrc_pread(src->bytes, buf, n, off);
 		if (rc < 0)
-			rc = ctx_error(ctx, ENOMEDIUM, "%s: read error at offset %llu: %s", src->path,
+			rc = ctx_error(ctx, ENOMEDIUM, "%s: read error at offset %llu: %s", src->name,
 				       (unsigned long long)off, strerror(-rc));
 		else
 			EVP_DigestUpdate(md, buf, n);

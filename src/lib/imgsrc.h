@@ -1,21 +1,49 @@
 /*
- * Image sources: where provisioning reads the payload from. A source knows
- * its payload (virtual) size and fills chunks on request, from any worker
- * thread at once; holes and zero clusters come back as all_zero chunks or as
- * zeroed ranges, never read from disk. Raw files today; qcow2 and
- * compressed streams slot in behind the same two operations.
+ * Image sources: where provisioning reads the payload from. A source is a
+ * format (raw, qcow2, a gzip, xz or zstd stream holding either) over a byte
+ * source (bytesrc.h: a file today), which the format reads without knowing
+ * its kind. It knows its payload (virtual) size and fills chunks on
+ * request, from any worker thread at once; holes and zero clusters come
+ * back as all_zero chunks or as zeroed ranges, never read. How the caller
+ * lets it read (the read policy) is given when it is opened.
  */
 #ifndef IMGDEV_IMGSRC_H
 #define IMGDEV_IMGSRC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "pipeline.h"
 
+struct bytesrc;
 struct imgdev_ctx;
+struct imgdev_image_info;
 struct imgsrc;
+
+/* The read policy, fixed when the source is opened. */
+struct imgsrc_policy {
+	/*
+	 * read_chunk may map the image's pages into chunks rather than copy
+	 * them (raw data, qcow2's uncompressed clusters): a truncation or a
+	 * read failure of the image while a chunk is in flight then raises
+	 * SIGBUS.
+	 */
+	bool map_chunks;
+	/*
+	 * The caller has the image's hash (a digest): the file is never hashed
+	 * beside the chunks, so that chunks may drop their pages behind them
+	 * even for formats whose file is not the payload.
+	 */
+	bool hash_given;
+};
+
+/* The compressed streams the stream format reads. */
+enum imgsrc_stream_kind {
+	IMGSRC_STREAM_GZIP,
+	IMGSRC_STREAM_XZ,
+	IMGSRC_STREAM_ZSTD,
+};
 
 struct imgsrc_ops {
 	/*
@@ -26,71 +54,74 @@ struct imgsrc_ops {
 	int (*read_chunk)(struct imgsrc *src, struct chunk *c);
 	/* NULL, or: done with a chunk read_chunk filled (thread-safe). */
 	void (*release_chunk)(struct imgsrc *src, const struct chunk *c);
+	/* NULL, or: fill what this format knows of the image into info. */
+	void (*info)(const struct imgsrc *src, struct imgdev_image_info *info);
 	void (*close)(struct imgsrc *src);
 };
 
 struct imgsrc {
 	const struct imgsrc_ops *ops;
 	const char *format;		/* "raw", "qcow2" */
-	const char *compression;	/* "none", "zlib", "zstd", "gzip", "xz" */
-	char *path;
-	uint64_t file_size;		/* bytes of the file as given */
-	struct timespec opened_mtime;	/* the file's times when opened */
-	struct timespec opened_ctime;
+	const char *compression;	/* "none", "gzip", "xz", "zstd" */
+	const char *name;		/* the image's, for messages (bytes->name) */
+	struct bytesrc *bytes;		/* the image as given */
+	struct bytesrc *data;		/* what the format reads: bytes, or a temporary file */
+	struct imgsrc_policy policy;
 	uint64_t size;			/* payload (virtual) bytes */
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
 	/*
-	 * The caller allows read_chunk to map the image's pages into chunks
-	 * rather than copy them (raw data, qcow2's uncompressed clusters): a
-	 * truncation or a read failure of the image while a chunk is in
-	 * flight then raises SIGBUS.
-	 */
-	bool map_chunks;
-	/*
 	 * Chunks are the only reader of the file (no hash of the file beside
-	 * them): release_chunk may drop a chunk's pages from the page cache.
-	 * Set at open unless in_memory; the caller clears it when it needs to.
+	 * them, not in memory): release_chunk may drop a chunk's pages from
+	 * the page cache. Set at open, from the policy.
 	 */
 	bool drop_behind;
-	/* The file is on tmpfs or ramfs: its pages are the file, never dropped. */
-	bool in_memory;
 	/* The file was read through (hashed or copied), so its pages are ours to drop. */
-	bool read_through;
-	int fd;				/* the file as given */
-	int data_fd;			/* what the format reads: fd, or a temporary file */
-	uint64_t file_size_inner;	/* bytes of the temporary file, if any */
-	uint64_t allocated;		/* qcow2: virtual bytes backed by data */
-	uint64_t compressed;		/* qcow2: of those, in compressed clusters */
+	atomic_bool read_through;
 	void *priv;			/* the format's own state */
 };
 
-/* Open an image, choosing the reader by content; 0 or -errno (message in ctx). */
-int imgsrc_open(struct imgdev_ctx *ctx, const char *path, struct imgsrc **src);
+/*
+ * Open the image in bytes (which the source then owns, and closes also on
+ * failure), choosing the format by content, with the read policy (NULL:
+ * none of it); 0 or -errno (message in ctx).
+ */
+int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgsrc_policy *policy,
+		struct imgsrc **src);
 void imgsrc_close(struct imgsrc *src);
 
-/* The readers, each set up on an open src (fd, path, file_size set). */
+/*
+ * Into info, what the first bytes of an image say of its format, even of
+ * one the formats refuse (no source is opened).
+ */
+void imgsrc_peek(struct bytesrc *bytes, struct imgdev_image_info *info);
+/* Into info, what the open source knows: format, compression, sizes. */
+void imgsrc_info(const struct imgsrc *src, struct imgdev_image_info *info);
+
+/* The formats, each set up on a src with bytes and data set. */
 int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src);
-/* kind: 0 gzip, 1 xz, 2 zstd. */
-int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind);
+int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind);
+
+/* Fill chunk c, or be done with it: the format's operations, for callers. */
+int imgsrc_read_chunk(struct imgsrc *src, struct chunk *c);
+void imgsrc_release_chunk(struct imgsrc *src, const struct chunk *c);
 
 /*
- * Whether the image file is still as it was opened (size, modification and
- * change times): a file truncated or rewritten during the copy may have
+ * Whether the image is still as it was opened (a file: size, modification
+ * and change times): a file truncated or rewritten during the copy may have
  * given bytes that are not the image the digest names. 0, or -ESTALE (or
  * -errno) with the message in ctx.
  */
 int imgsrc_check_unchanged(struct imgdev_ctx *ctx, const struct imgsrc *src);
 
 /*
- * Done with the image file: if it was read through, drop its pages from the
- * page cache (unless in_memory).
+ * Done with the image: if it was read through, drop its pages from the
+ * page cache (unless in memory).
  */
 void imgsrc_drop_cache(const struct imgsrc *src);
 
-/* SHA-256 of the image file itself, read sequentially; 0 or -errno. */
-int imgsrc_hash_file(struct imgdev_ctx *ctx, const struct imgsrc *src,
-		     uint8_t hash[IMGDEV_HASH_SIZE]);
+/* SHA-256 of the image as given (not the payload), read in order; 0 or -errno. */
+int imgsrc_hash_file(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE]);
 
 #endif

@@ -1,26 +1,32 @@
 /*
  * The qcow2 image source: chunks of the virtual disk through the qcow2
- * reader, from any worker at once (decompression spreads over the cores).
- * When the caller allows it (src->map_chunks), a chunk's uncompressed
- * clusters are mapped from the file rather than read (chunk_map.c).
- * Released chunks' clusters leave the page cache. The identity hash is of
- * the qcow2 file, not of the payload.
+ * reader over the byte source's pread, from any worker at once
+ * (decompression spreads over the cores). When the policy allows it
+ * (map_chunks) and the bytes are a file's, a chunk's uncompressed clusters
+ * are mapped from the file rather than read (chunk_map.c). Released
+ * chunks' clusters leave the page cache. The identity hash is of the qcow2
+ * file, not of the payload.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "blockdev.h"
+#include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"
 #include "qcow2.h"
 
-static int fd_pread(void *arg, void *buf, size_t len, uint64_t off)
-{
-	const struct imgsrc *src = arg;
+/* The format's state: the reader, and what its check counted. */
+struct qcow2_src {
+	struct qcow2 q;
+	uint64_t allocated;		/* virtual bytes backed by data */
+	uint64_t compressed;		/* of those, in compressed clusters */
+};
 
-	return bdev_pread_full(src->data_fd, buf, len, off);
+static int data_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	return bytesrc_pread(arg, buf, len, off);
 }
 
 static void chunk_zeros(void *arg, uint32_t from, uint32_t to)
@@ -66,17 +72,18 @@ static int mapped_place(void *arg, uint32_t at, uint32_t len, uint64_t host)
 }
 
 /*
- * Map the chunk's data clusters (src->map_chunks); 0, or -errno with c
+ * Map the chunk's data clusters (map_chunks); 0, or -errno with c
  * reset to be read instead: a compressed cluster, clusters or subclusters
  * smaller than a page, or a failed mapping (whose read gives the clearer
  * error).
  */
 static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
 {
+	struct qcow2_src *qs = src->priv;
 	struct mapped_read m = { .c = c };
 	struct qcow2_out out = { .zeros = mapped_zeros, .place = mapped_place, .arg = &m };
 	char err[256];
-	int rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
+	int rc = qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err));
 
 	if (rc == 0 && out.all_zero) {
 		c->all_zero = true;	/* nothing to map */
@@ -85,7 +92,7 @@ static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
 	if (rc == 0)
 		rc = chunk_map_begin(c);
 	for (uint32_t i = 0; rc == 0 && i < m.count; i++)
-		rc = chunk_map_file(c, m.runs[i].at, m.runs[i].len, src->data_fd, m.runs[i].host);
+		rc = chunk_map_file(c, m.runs[i].at, m.runs[i].len, src->data->fd, m.runs[i].host);
 	if (rc < 0)
 		chunk_reset(c, c->off, c->len);
 	return rc;
@@ -93,16 +100,18 @@ static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
 
 static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 {
+	struct qcow2_src *qs = src->priv;
 	struct qcow2_out out = { .buf = c->buf, .zeros = chunk_zeros, .arg = c };
 	char err[256];
 	int rc;
 
 	/* Mostly compressed images would give up on nearly every chunk. */
-	if (src->map_chunks && src->compressed < src->allocated / 2 && qcow2_map_chunk(src, c) == 0)
+	if (src->policy.map_chunks && src->data->fd >= 0 && qs->compressed < qs->allocated / 2 &&
+	    qcow2_map_chunk(src, c) == 0)
 		return 0;
-	rc = qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err));
+	rc = qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err));
 	if (rc < 0)
-		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s", src->path, err);
+		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s", src->name, err);
 	c->all_zero = out.all_zero;
 	return 0;
 }
@@ -120,7 +129,7 @@ static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 #define FOLIO_MAX (2 * 1024 * 1024)
 
 struct page_drop {
-	int fd;
+	const struct bytesrc *bytes;
 	uint64_t start, end;
 };
 
@@ -130,7 +139,7 @@ static void drop_pending(struct page_drop *d)
 	uint64_t end = (d->end + FOLIO_MAX - 1) & ~(uint64_t)(FOLIO_MAX - 1);
 
 	if (d->end > d->start)
-		posix_fadvise(d->fd, (off_t)start, (off_t)(end - start), POSIX_FADV_DONTNEED);
+		bytesrc_advise(d->bytes, start, end - start, BYTESRC_DONE);
 }
 
 static int drop_add(struct page_drop *d, uint64_t host, uint64_t len)
@@ -169,51 +178,69 @@ static void no_zeros(void *arg, uint32_t from, uint32_t to)
  */
 static void qcow2_release_chunk(struct imgsrc *src, const struct chunk *c)
 {
-	struct page_drop d = { .fd = src->data_fd };
+	struct qcow2_src *qs = src->priv;
+	struct page_drop d = { .bytes = src->data };
 	struct qcow2_out out = { .zeros = no_zeros, .place = drop_data,
 				 .place_compressed = drop_compressed, .arg = &d };
 	char err[256];
 
-	if (!src->drop_behind || src->data_fd != src->fd)
+	if (!src->drop_behind || src->data != src->bytes)
 		return;
-	if (qcow2_read(src->priv, &out, c->off, c->len, err, sizeof(err)) == 0)
+	if (qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err)) == 0)
 		drop_pending(&d);
+}
+
+static void qcow2_info(const struct imgsrc *src, struct imgdev_image_info *info)
+{
+	const struct qcow2_src *qs = src->priv;
+
+	info->qcow2_version = qs->q.version;
+	info->cluster_size = qs->q.cluster_size;
+	info->extended_l2 = qs->q.extended_l2;
+	info->dirty = qs->q.dirty;
+	info->allocated = qs->allocated;	/* counted when the tables were checked */
+	info->allocated_known = true;
+	if (qs->compressed)
+		snprintf(info->cluster_compression, sizeof(info->cluster_compression), "%s",
+			 qs->q.compression_type == 1 ? "zstd" : "zlib");
 }
 
 static void qcow2_src_close(struct imgsrc *src)
 {
-	if (src->priv)
-		qcow2_close(src->priv);
-	free(src->priv);
+	struct qcow2_src *qs = src->priv;
+
+	if (qs)
+		qcow2_close(&qs->q);
+	free(qs);
 	src->priv = NULL;
 }
 
 static const struct imgsrc_ops qcow2_ops = {
 	.read_chunk = qcow2_read_chunk,
 	.release_chunk = qcow2_release_chunk,
+	.info = qcow2_info,
 	.close = qcow2_src_close,
 };
 
 int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 {
-	struct qcow2 *q = calloc(1, sizeof(*q));
+	struct qcow2_src *qs = calloc(1, sizeof(*qs));
 	char err[256];
 	int rc;
 
-	if (!q)
+	if (!qs)
 		return ctx_error(ctx, ENOMEM, "out of memory");
-	src->priv = q;
+	src->priv = qs;
 	src->ops = &qcow2_ops;
-	rc = qcow2_open(q, fd_pread, src,
-			src->data_fd == src->fd ? src->file_size : src->file_size_inner, err,
-			sizeof(err));
+	rc = qcow2_open(&qs->q, data_pread, src->data, src->data->size, err, sizeof(err));
 	if (rc == 0)
-		rc = qcow2_check(q, &src->allocated, &src->compressed, err, sizeof(err));
+		rc = qcow2_check(&qs->q, &qs->allocated, &qs->compressed, err, sizeof(err));
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOTSUP || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: qcow2: %s", src->path, err);
+		return ctx_error(ctx, rc == -ENOTSUP || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: qcow2: %s",
+				 src->name, err);
 	src->format = "qcow2";
 	src->compression = "none";	/* of the file; clusters may be compressed too */
-	src->size = q->size;
+	src->size = qs->q.size;
 	src->identity_is_payload = false;
 	return 0;
 }

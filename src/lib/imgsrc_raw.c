@@ -1,14 +1,15 @@
 /*
- * The raw image source: the file is the payload. Its data runs are listed
+ * The raw image source: the bytes are the payload. Its data runs are listed
  * once, with SEEK_DATA/SEEK_HOLE (asking per chunk would rescan the file on
  * tmpfs: quadratic), so that holes cost nothing to read and the workers only
- * pread, or, when the caller allows it (src->map_chunks), map the runs into
- * the chunk (chunk_map.c) with no copy at all. The list grows with the
- * reads, not at open: a provision that finds the device already matching
- * opens the image but never reads it, and walking a big sparse file cost it
- * several times its run time; nor all at the first read, which kept every
- * other worker waiting. Pages read are dropped from the cache afterwards so
- * a big image does not push the host's working set out.
+ * pread, or, when the policy allows it (map_chunks), map the runs into the
+ * chunk (chunk_map.c) with no copy at all. A byte source that is no file
+ * (bytesrc.h: fd -1) is one run of data, read, never mapped. The list grows
+ * with the reads, not at open: a provision that finds the device already
+ * matching opens the image but never reads it, and walking a big sparse file
+ * cost it several times its run time; nor all at the first read, which kept
+ * every other worker waiting. Pages read are dropped from the cache
+ * afterwards so a big image does not push the host's working set out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "blockdev.h"
+#include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"
 
@@ -98,7 +99,7 @@ static int map_extend(struct imgsrc *src, struct raw_map *m, uint64_t upto,
 			m->runs = p;
 	}
 	while (!m->err && m->scanned < upto)
-		map_step(src->fd, src->file_size, m);
+		map_step(src->data->fd, src->data->size, m);
 	*view = (struct run_view){ m->runs, m->count, m->exact_end };
 	rc = m->err;
 	pthread_mutex_unlock(&m->lock);
@@ -136,7 +137,8 @@ static int raw_map_chunk(struct imgsrc *src, const struct run_view *m, size_t i,
 		uint64_t to = m->runs[i].end < end ? m->runs[i].end : end;
 
 		chunk_zero_range(c, (uint32_t)(pos - c->off), (uint32_t)(from - c->off));
-		rc = chunk_map_file(c, (uint32_t)(from - c->off), (uint32_t)(to - from), src->fd, from);
+		rc = chunk_map_file(c, (uint32_t)(from - c->off), (uint32_t)(to - from), src->data->fd,
+				    from);
 		pos = to;
 	}
 	if (rc == 0)
@@ -162,9 +164,9 @@ static int raw_pread_chunk(struct imgsrc *src, const struct run_view *m, size_t 
 			to = m->runs[i].end < end ? m->runs[i].end : end;
 		}
 		chunk_zero_range(c, (uint32_t)(pos - c->off), (uint32_t)(from - c->off));
-		rc = bdev_pread_full(src->fd, c->buf + (from - c->off), to - from, from);
+		rc = bytesrc_pread(src->data, c->buf + (from - c->off), to - from, from);
 		if (rc < 0)
-			return chunk_error(c, ENOMEDIUM, "%s: read error at offset %llu: %s", src->path,
+			return chunk_error(c, ENOMEDIUM, "%s: read error at offset %llu: %s", src->name,
 					   (unsigned long long)from,
 					   rc == -EIO ? "unexpected end of file or I/O error" : strerror(-rc));
 		pos = to;
@@ -181,14 +183,14 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 	size_t i;
 
 	if (rc < 0)
-		return chunk_error(c, rc, "%s: out of memory listing its data runs", src->path);
+		return chunk_error(c, rc, "%s: out of memory listing its data runs", src->name);
 	i = map_find(&v, c->off);
 	if (i == v.count || v.runs[i].start >= end) {
 		c->all_zero = true;
 		return 0;
 	}
 	/* A mapping that fails (a short file, a read error) is read: its error is clearer. */
-	if (src->map_chunks && raw_map_chunk(src, &v, i, c) == 0)
+	if (src->policy.map_chunks && raw_map_chunk(src, &v, i, c) == 0)
 		return 0;
 	return raw_pread_chunk(src, &v, i, c);
 }
@@ -197,7 +199,35 @@ static int raw_read_chunk(struct imgsrc *src, struct chunk *c)
 static void raw_release_chunk(struct imgsrc *src, const struct chunk *c)
 {
 	if (src->drop_behind)
-		posix_fadvise(src->fd, (off_t)c->off, c->len, POSIX_FADV_DONTNEED);
+		bytesrc_advise(src->data, c->off, c->len, BYTESRC_DONE);
+}
+
+/* Bytes of the file that are data (SEEK_DATA/SEEK_HOLE), not holes. */
+static uint64_t raw_allocated(int fd, uint64_t size)
+{
+	uint64_t total = 0;
+	off_t pos = 0;
+
+	while ((uint64_t)pos < size) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)size;
+		total += (uint64_t)(hole - data);
+		pos = hole;
+	}
+	return total;
+}
+
+static void raw_info(const struct imgsrc *src, struct imgdev_image_info *info)
+{
+	if (src->data->fd < 0)
+		return;		/* no holes to ask about: unknown */
+	info->allocated = raw_allocated(src->data->fd, src->data->size);
+	info->allocated_known = true;
 }
 
 static void raw_close(struct imgsrc *src)
@@ -216,6 +246,7 @@ static void raw_close(struct imgsrc *src)
 static const struct imgsrc_ops raw_ops = {
 	.read_chunk = raw_read_chunk,
 	.release_chunk = raw_release_chunk,
+	.info = raw_info,
 	.close = raw_close,
 };
 
@@ -226,13 +257,13 @@ int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 	if (!m)
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	pthread_mutex_init(&m->lock, NULL);
-	m->exact_end = src->file_size;
+	m->exact_end = src->data->size;
 	src->priv = m;
 	src->ops = &raw_ops;
 	src->format = "raw";
 	src->compression = "none";
-	src->size = src->file_size;
+	src->size = src->data->size;
 	src->identity_is_payload = true;
-	posix_fadvise(src->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	bytesrc_advise(src->data, 0, 0, BYTESRC_SEQUENTIAL);
 	return 0;
 }

@@ -1,12 +1,15 @@
 /*
  * Compressed images: gzip, xz and zstd streams holding a raw image, or a
- * qcow2 image. A stream only reads forward, so chunks are decompressed one
- * after another, in order (xz with liblzma's threaded decoder); hashing and
- * writing still run in parallel behind. The payload size must be known before
- * anything is written: xz keeps it in its index, zstd usually in its frame
- * headers, and gzip (or a zstd frame without it) takes a counting pass. A
- * qcow2 inside a stream is first decompressed to an unlinked temporary file
- * in $TMPDIR (default /var/tmp), bounded by the free space there.
+ * qcow2 image, read from the byte source in order (its read and rewind; its
+ * pread only for the xz index, its file only to map the zstd frame headers,
+ * each skipped when the source has none). A stream only reads forward, so
+ * chunks are decompressed one after another, in order (xz with liblzma's
+ * threaded decoder); hashing and writing still run in parallel behind. The
+ * payload size must be known before anything is written: xz keeps it in its
+ * index, zstd usually in its frame headers, and gzip (or a zstd frame
+ * without it) takes a counting pass. A qcow2 inside a stream is first
+ * decompressed to an unlinked temporary file in $TMPDIR (default /var/tmp),
+ * bounded by the free space there, which then is the qcow2's byte source.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <zstd_errors.h>
 
 #include "blockdev.h"
+#include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"
 #include "qcow2.h"
@@ -30,13 +34,11 @@
 #define IN_SIZE (1024 * 1024)
 #define TMP_MARGIN (512ull * 1024 * 1024)
 
-enum stream_kind { STREAM_GZIP, STREAM_XZ, STREAM_ZSTD };
-
 struct stream {
-	enum stream_kind kind;
-	int fd;
-	uint64_t file_size;
-	uint64_t file_pos;
+	enum imgsrc_stream_kind kind;
+	struct bytesrc *bytes;
+	uint64_t file_size;		/* of the compressed bytes */
+	uint64_t file_pos;		/* compressed bytes read so far */
 	uint8_t *in;
 	z_stream z;
 	bool z_ready;
@@ -52,25 +54,29 @@ struct stream {
 	bool failed;
 };
 
-static const char *kind_name(enum stream_kind k)
+static const char *kind_name(enum imgsrc_stream_kind k)
 {
-	return k == STREAM_GZIP ? "gzip" : k == STREAM_XZ ? "xz" : "zstd";
+	return k == IMGSRC_STREAM_GZIP ? "gzip" : k == IMGSRC_STREAM_XZ ? "xz" : "zstd";
 }
 
 /* (Re)start decoding from the beginning of the file; 0 or -errno. */
 static int stream_reset(struct stream *s)
 {
+	int rc = bytesrc_rewind(s->bytes);
+
+	if (rc < 0)
+		return rc;
 	s->file_pos = 0;
 	s->pos = 0;
 	s->ended = false;
-	if (s->kind == STREAM_GZIP) {
+	if (s->kind == IMGSRC_STREAM_GZIP) {
 		if (s->z_ready)
 			inflateEnd(&s->z);
 		memset(&s->z, 0, sizeof(s->z));
 		s->z_ready = inflateInit2(&s->z, 15 + 16) == Z_OK;
 		return s->z_ready ? 0 : -ENOMEM;
 	}
-	if (s->kind == STREAM_XZ) {
+	if (s->kind == IMGSRC_STREAM_XZ) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		lzma_mt mt = { .flags = LZMA_CONCATENATED, .threads = cpus > 0 ? (uint32_t)cpus : 1,
 			       .memlimit_threading = 128u << 20, .memlimit_stop = 1u << 30 };
@@ -91,13 +97,11 @@ static int stream_reset(struct stream *s)
 /* More compressed input into s->in; returns bytes read (0 at end) or -errno. */
 static ssize_t refill(struct stream *s)
 {
-	size_t n = s->file_size - s->file_pos < IN_SIZE ? (size_t)(s->file_size - s->file_pos) : IN_SIZE;
-	int rc = n ? bdev_pread_full(s->fd, s->in, n, s->file_pos) : 0;
+	ssize_t n = bytesrc_read(s->bytes, s->in, IN_SIZE);
 
-	if (rc < 0)
-		return rc;
-	s->file_pos += n;
-	return (ssize_t)n;
+	if (n > 0)
+		s->file_pos += (uint64_t)n;
+	return n;
 }
 
 /* Decode gzip (all members) into out; *got bytes; 0 or -errno. */
@@ -199,9 +203,9 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 
 static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 {
-	if (s->kind == STREAM_GZIP)
+	if (s->kind == IMGSRC_STREAM_GZIP)
 		return gzip_decode(s, out, len, got);
-	if (s->kind == STREAM_XZ)
+	if (s->kind == IMGSRC_STREAM_XZ)
 		return xz_decode(s, out, len, got);
 	return zstd_decode(s, out, len, got);
 }
@@ -222,13 +226,15 @@ static int xz_size(struct stream *s, uint64_t *size)
 	uint64_t pos = 0;
 	lzma_ret ret;
 
+	if (!s->bytes->ops->pread)
+		return -ENODATA;	/* no seeking to the index: count instead */
 	if (lzma_file_info_decoder(&strm, &idx, UINT64_MAX, s->file_size) != LZMA_OK)
 		return -ENOMEM;
 	do {
 		if (!strm.avail_in) {
 			size_t n = s->file_size - pos < IN_SIZE ? (size_t)(s->file_size - pos) : IN_SIZE;
 
-			if (bdev_pread_full(s->fd, s->in, n, pos) < 0) {
+			if (bytesrc_pread(s->bytes, s->in, n, pos) < 0) {
 				lzma_end(&strm);
 				return -EIO;
 			}
@@ -254,10 +260,13 @@ static int xz_size(struct stream *s, uint64_t *size)
 /* The size recorded in every zstd frame header, when they all have one. */
 static int zstd_size(struct stream *s, uint64_t *size)
 {
-	const uint8_t *map = mmap(NULL, s->file_size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+	const uint8_t *map;
 	uint64_t total = 0, off = 0;
 	int rc = 0;
 
+	if (s->bytes->fd < 0)
+		return -ENODATA;	/* only a file's frames are looked at in place */
+	map = mmap(NULL, s->file_size, PROT_READ, MAP_PRIVATE, s->bytes->fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	while (rc == 0 && off < s->file_size) {
@@ -295,7 +304,8 @@ static int counting_pass(struct stream *s, uint8_t *scratch, size_t len, uint64_
 
 static int stream_size(struct stream *s, uint8_t *scratch, size_t len, uint64_t *size)
 {
-	int rc = s->kind == STREAM_XZ ? xz_size(s, size) : s->kind == STREAM_ZSTD ? zstd_size(s, size) : -ENODATA;
+	int rc = s->kind == IMGSRC_STREAM_XZ ? xz_size(s, size) :
+		 s->kind == IMGSRC_STREAM_ZSTD ? zstd_size(s, size) : -ENODATA;
 
 	if (rc == -ENODATA)
 		rc = counting_pass(s, scratch, len, size);
@@ -325,7 +335,7 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 		pthread_cond_wait(&s->turn, &s->lock);
 	if (s->failed) {
 		pthread_mutex_unlock(&s->lock);
-		return chunk_error(c, ECANCELED, "%s: stopped after an earlier error", src->path);
+		return chunk_error(c, ECANCELED, "%s: stopped after an earlier error", src->name);
 	}
 	if (c->off == 0 && s->pos != 0)
 		rc = stream_reset(s);
@@ -342,7 +352,7 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 	pthread_cond_broadcast(&s->turn);
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0)
-		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)", src->path,
+		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)", src->name,
 				   kind_name(s->kind), decode_error(rc),
 				   (unsigned long long)(c->off + got));
 	return 0;
@@ -375,7 +385,7 @@ static const struct imgsrc_ops stream_ops = {
 };
 
 /* Decompress the whole stream into an unlinked temporary file; its fd or -errno. */
-static int inflate_to_tmpfile(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s,
+static int inflate_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, struct stream *s,
 			      uint8_t *buf, size_t len)
 {
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
@@ -385,7 +395,7 @@ static int inflate_to_tmpfile(struct imgdev_ctx *ctx, struct imgsrc *src, struct
 
 	if (fd < 0)
 		return ctx_error(ctx, errno, "%s: cannot make a temporary file for the qcow2 inside %s: %s",
-				 dir, src->path, strerror(errno));
+				 dir, src->name, strerror(errno));
 	room = fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
 	room = room > TMP_MARGIN ? room - TMP_MARGIN : 0;
 	rc = stream_reset(s);
@@ -403,11 +413,11 @@ static int inflate_to_tmpfile(struct imgdev_ctx *ctx, struct imgsrc *src, struct
 		rc = -errno;
 	if (rc < 0) {
 		close(fd);
-		return ctx_error(ctx, rc == -EFBIG || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: decompressing the qcow2 image to %s: %s", src->path, dir,
+		return ctx_error(ctx, rc == -EFBIG || rc == -ENOMEM ? rc : -ENOMEDIUM,
+				 "%s: decompressing the qcow2 image to %s: %s", src->name, dir,
 				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)" :
 						decode_error(rc));
 	}
-	src->file_size_inner = off;
 	return fd;
 }
 
@@ -420,22 +430,24 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 	if (rc == 0)
 		rc = stream_decode(s, scratch, 4, &got);
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->name,
+				 kind_name(s->kind), decode_error(rc));
 	if (qcow2_probe(scratch, got)) {
 		int fd = inflate_to_tmpfile(ctx, src, s, scratch, CHUNK_SIZE);
 
 		if (fd < 0)
 			return fd;
-		src->data_fd = fd;
-		return 1;	/* a qcow2: the caller opens it */
+		rc = bytesrc_from_fd(ctx, fd, src->name, &src->data);
+		return rc < 0 ? rc : 1;	/* a qcow2: the caller opens it */
 	}
 	rc = stream_size(s, scratch, CHUNK_SIZE, &src->size);
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->path, kind_name(s->kind), decode_error(rc));
+		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->name,
+				 kind_name(s->kind), decode_error(rc));
 	return stream_reset(s) < 0 ? ctx_error(ctx, ENOMEM, "out of memory") : 0;
 }
 
-int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind)
+int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 	uint8_t *scratch = malloc(CHUNK_SIZE);
@@ -448,9 +460,9 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind)
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->turn, NULL);
-	s->kind = (enum stream_kind)kind;
-	s->fd = src->fd;
-	s->file_size = src->file_size;
+	s->kind = kind;
+	s->bytes = src->bytes;
+	s->file_size = src->bytes->size;
 	src->priv = s;
 	src->ops = &stream_ops;
 	src->format = "raw";
@@ -462,7 +474,7 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, int kind)
 		stream_close(src);
 		src->ops = NULL;
 		rc = imgsrc_qcow2_init(ctx, src);
-		src->compression = kind_name((enum stream_kind)kind);
+		src->compression = kind_name(kind);
 	}
 	return rc;
 }

@@ -4,15 +4,35 @@
 #ifndef IMGDEV_OPS_H
 #define IMGDEV_OPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include <stdbool.h>
+#include <time.h>
 
 struct imgdev_ctx;
 struct bdev;
 struct hdr;
 struct imgdev_mapping;
+struct imgdev_provision_opts;
+struct imgdev_provision_result;
+struct imgsrc;
+
+/* Seconds on the monotonic clock, for the operations' timings. */
+static inline double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Write src onto bd (open O_RDWR | O_EXCL) by the commit protocol
+ * (provision_write.c) and fill res; 0 or -errno, the device then left
+ * marked "writing".
+ */
+int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
+		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
 
 /* Take the device's advisory lock (writers of one device take turns). */
 int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);

@@ -56,6 +56,19 @@ bool qcow2_probe(const uint8_t *buf, size_t len)
 	return len >= 4 && get_be32(buf) == QCOW2_MAGIC;
 }
 
+bool qcow2_peek(const uint8_t *buf, size_t len, struct qcow2_peek *p)
+{
+	uint32_t bits;
+
+	if (len < QCOW2_PEEK_SIZE || !qcow2_probe(buf, len))
+		return false;
+	bits = get_be32(buf + 20);
+	p->version = get_be32(buf + 4);
+	p->cluster_size = bits >= 9 && bits <= 21 ? 1ull << bits : 0;
+	p->size = get_be64(buf + 24);
+	return true;
+}
+
 /* Whether [off, off+len) lies inside the file. */
 static bool in_file(const struct qcow2 *q, uint64_t off, uint64_t len)
 {

@@ -51,6 +51,16 @@ struct qcow2 {
 /* Whether buf (at least 4 bytes) starts with the qcow2 magic. */
 bool qcow2_probe(const uint8_t *buf, size_t len);
 
+/* What the start of a header says, unchecked: for `info` on an image refused. */
+#define QCOW2_PEEK_SIZE 32
+struct qcow2_peek {
+	uint32_t version;
+	uint64_t cluster_size;		/* 0 when the cluster bits are out of range */
+	uint64_t size;			/* virtual size */
+};
+/* Whether buf (len bytes, QCOW2_PEEK_SIZE needed) is a qcow2 header; p filled if so. */
+bool qcow2_peek(const uint8_t *buf, size_t len, struct qcow2_peek *p);
+
 /*
  * Read and check the header, its extensions and the L1 table. Returns 0, or
  * -errno with the reason in err: -ENOTSUP for what imgdev refuses by design

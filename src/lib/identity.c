@@ -1,0 +1,121 @@
+/*
+ * The identity hash (identity.h): one object for the three ways, so that
+ * the commit protocol only asks for the hash when it commits. Also the
+ * identity in a pass of its own: the payload read chunk by chunk, or the
+ * file hashed as it is.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "pipeline.h"
+
+int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
+		  const uint8_t *digest)
+{
+	memset(id, 0, sizeof(*id));
+	id->src = src;
+	if (digest) {
+		id->way = IDENTITY_GIVEN;
+		memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
+		return 0;
+	}
+	id->way = src->identity_is_payload ? IDENTITY_PAYLOAD : IDENTITY_FILE;
+	if (id->way == IDENTITY_PAYLOAD &&
+	    (!(id->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(id->md, EVP_sha256(), NULL)))
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	return 0;
+}
+
+static void *file_hash_thread(void *arg)
+{
+	struct identity *id = arg;
+
+	id->thread_rc = imgsrc_hash_file(id->thread_ctx, id->src, id->hash);
+	return NULL;
+}
+
+int identity_start(struct imgdev_ctx *ctx, struct identity *id)
+{
+	int rc;
+
+	if (id->way != IDENTITY_FILE)
+		return 0;
+	if (imgdev_ctx_new(&id->thread_ctx) < 0)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	rc = pthread_create(&id->thread, NULL, file_hash_thread, id);
+	if (rc)
+		return ctx_error(ctx, rc, "cannot start the hashing thread: %s", strerror(rc));
+	id->started = true;
+	return 0;
+}
+
+int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
+{
+	unsigned int dlen = 0;
+	int rc = 0;
+
+	if (id->started) {
+		pthread_join(id->thread, NULL);
+		id->started = false;
+		if (id->thread_rc < 0)
+			rc = ctx_error(ctx, id->thread_rc, "%s", imgdev_ctx_last_error(id->thread_ctx));
+	}
+	if (id->way == IDENTITY_PAYLOAD)
+		EVP_DigestFinal_ex(id->md, id->hash, &dlen);
+	return rc;
+}
+
+void identity_free(struct identity *id)
+{
+	if (id->started)
+		pthread_join(id->thread, NULL);
+	imgdev_ctx_free(id->thread_ctx);
+	EVP_MD_CTX_free(id->md);
+	memset(id, 0, sizeof(*id));
+}
+
+/* SHA-256 of the whole payload, in one sequential pass (no writes). */
+static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
+			  uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct chunk *c = calloc(1, sizeof(*c));
+	unsigned int dlen = 0;
+	int rc = 0;
+
+	if (!md || !c || posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD) ||
+	    !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = ctx_error(ctx, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t off = 0; off < src->size && rc == 0; off += CHUNK_SIZE) {
+		chunk_reset(c, off, src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE);
+		rc = imgsrc_read_chunk(src, c);
+		if (rc < 0)
+			rc = ctx_error(ctx, rc, "%s", c->msg);
+		else
+			chunk_digest_update(md, c);
+		imgsrc_release_chunk(src, c);
+	}
+	if (rc == 0)
+		EVP_DigestFinal_ex(md, hash, &dlen);
+out:
+	if (c) {
+		chunk_unmap(c);
+		free(c->buf);
+	}
+	free(c);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int identity_compute(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	if (src->identity_is_payload)
+		return payload_sha256(ctx, src, hash);
+	return imgsrc_hash_file(ctx, src, hash);
+}

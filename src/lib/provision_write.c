@@ -1,0 +1,137 @@
+/*
+ * The write of provision, as the three steps of the commit protocol:
+ * (1) sector 0 says "writing" with an all-zero image hash, synced; (2) the
+ * payload, copied from the image source to the device and flushed; (3)
+ * sector 0 with the image hash and a "complete" record holding the content
+ * hash, synced. A crash between any two leaves no header that matches.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "blockdev.h"
+#include "header.h"
+#include "identity.h"
+#include "imgsrc.h"
+#include "internal.h"
+#include "ops.h"
+#include "payload_sink.h"
+#include "pipeline.h"
+
+/* A copy, as the pipeline sees it: chunks read from src, written to sink. */
+struct copy {
+	struct imgsrc *src;
+	struct payload_sink sink;
+};
+
+static int copy_read_chunk(void *arg, struct chunk *c)
+{
+	struct copy *cp = arg;
+
+	return imgsrc_read_chunk(cp->src, c);
+}
+
+static int copy_write_chunk(void *arg, struct chunk *c)
+{
+	struct copy *cp = arg;
+
+	return payload_sink_write(&cp->sink, c);
+}
+
+static void copy_release_chunk(void *arg, const struct chunk *c)
+{
+	struct copy *cp = arg;
+
+	imgsrc_release_chunk(cp->src, c);
+}
+
+/* Sector 0 for this write: v1 header plus record in the given state. */
+static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *image_hash,
+			const struct commit_rec *rec)
+{
+	static const uint8_t none[IMGDEV_HASH_SIZE];
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	hdr_init_v1(&h, image_hash ? image_hash : none);
+	h.rec_status = REC_VALID;
+	h.rec = *rec;
+	h.rec.commit_time = (uint64_t)time(NULL);
+	hdr_encode(&h, sector);
+	return bdev_write_sector0(ctx, bd, sector);
+}
+
+/* Step 1: "writing", no image hash (the record names a given digest already). */
+static int mark_writing(struct imgdev_ctx *ctx, const struct bdev *bd, const struct identity *id,
+			struct commit_rec *rec)
+{
+	if (id->way == IDENTITY_GIVEN)
+		memcpy(rec->target_hash, id->hash, IMGDEV_HASH_SIZE);
+	return write_commit(ctx, bd, NULL, rec);
+}
+
+/*
+ * Step 2: the payload, with its content hash into rec and the identity
+ * hash finished; then the image must be as it was opened, and the payload
+ * flushed.
+ */
+static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity *id,
+			const struct imgdev_provision_opts *opts, struct commit_rec *rec)
+{
+	struct pipeline_job job = { .size = cp->src->size, .workers = opts->threads,
+				    .read_fn = copy_read_chunk, .write_fn = copy_write_chunk,
+				    .release_fn = copy_release_chunk, .arg = cp,
+				    .identity = id->md, .progress = opts->progress,
+				    .progress_arg = opts->progress_data };
+	int rc = identity_start(ctx, id), hrc;
+
+	if (rc == 0)
+		rc = pipeline_run(ctx, &job, rec->content_hash);
+	if (rc == 0)
+		rc = payload_sink_flush_zeros(ctx, &cp->sink);
+	hrc = identity_finish(ctx, id);
+	if (rc == 0)
+		rc = hrc;
+	if (rc == 0)
+		rc = imgsrc_check_unchanged(ctx, cp->src);
+	if (rc == 0)
+		rc = payload_sink_sync(ctx, &cp->sink);
+	return rc;
+}
+
+/* Step 3: "complete", with the image hash. */
+static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd,
+			   const struct identity *id, struct commit_rec *rec)
+{
+	memcpy(rec->target_hash, id->hash, IMGDEV_HASH_SIZE);
+	rec->state = REC_STATE_COMPLETE;
+	return write_commit(ctx, bd, rec->target_hash, rec);
+}
+
+int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
+		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
+{
+	struct copy cp = { .src = src };
+	struct commit_rec rec = { .version = REC_VERSION, .state = REC_STATE_WRITING,
+				  .block_size = CONTENT_BLOCK_SIZE, .data_offset = SECTOR_SIZE,
+				  .image_size = src->size };
+	struct identity id;
+	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL);
+
+	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
+	if (rc == 0)
+		rc = mark_writing(ctx, bd, &id, &rec);
+	if (rc == 0)
+		rc = copy_payload(ctx, &cp, &id, opts, &rec);
+	if (rc == 0)
+		rc = commit_complete(ctx, bd, &id, &rec);
+	if (rc == 0) {
+		res->written = true;
+		memcpy(res->image_hash, rec.target_hash, IMGDEV_HASH_SIZE);
+		memcpy(res->content_hash, rec.content_hash, IMGDEV_HASH_SIZE);
+		res->bytes_written = atomic_load(&cp.sink.written);
+		res->bytes_zeroed = atomic_load(&cp.sink.zeroed);
+	}
+	payload_sink_close(&cp.sink);
+	identity_free(&id);
+	return rc;
+}
