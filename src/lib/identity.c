@@ -25,7 +25,7 @@ int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *sr
 	}
 	id->way = src->identity_is_payload ? IDENTITY_PAYLOAD : IDENTITY_FILE;
 	if (id->way == IDENTITY_PAYLOAD &&
-	    (!(id->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(id->md, EVP_sha256(), NULL)))
+	    !(id->md = sha256_new()))
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	return 0;
 }
@@ -55,7 +55,6 @@ int identity_start(struct imgdev_ctx *ctx, struct identity *id)
 
 int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
 {
-	unsigned int dlen = 0;
 	int rc = 0;
 
 	if (id->started) {
@@ -65,7 +64,7 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
 			rc = ctx_error(ctx, id->thread_rc, "%s", imgdev_ctx_last_error(id->thread_ctx));
 	}
 	if (id->way == IDENTITY_PAYLOAD)
-		EVP_DigestFinal_ex(id->md, id->hash, &dlen);
+		sha256_final(id->md, id->hash);
 	return rc;
 }
 
@@ -74,7 +73,7 @@ void identity_free(struct identity *id)
 	if (id->started)
 		pthread_join(id->thread, NULL);
 	imgdev_ctx_free(id->thread_ctx);
-	EVP_MD_CTX_free(id->md);
+	sha256_free(id->md);
 	memset(id, 0, sizeof(*id));
 }
 
@@ -82,13 +81,11 @@ void identity_free(struct identity *id)
 static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 			  uint8_t hash[IMGDEV_HASH_SIZE])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct sha256 *md = sha256_new();
 	struct chunk *c = calloc(1, sizeof(*c));
-	unsigned int dlen = 0;
 	int rc = 0;
 
-	if (!md || !c || posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD) ||
-	    !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+	if (!md || !c || posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD)) {
 		rc = ctx_error(ctx, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -102,14 +99,14 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 		imgsrc_release_chunk(src, c);
 	}
 	if (rc == 0)
-		EVP_DigestFinal_ex(md, hash, &dlen);
+		sha256_final(md, hash);
 out:
 	if (c) {
 		chunk_unmap(c);
 		free(c->buf);
 	}
 	free(c);
-	EVP_MD_CTX_free(md);
+	sha256_free(md);
 	return rc;
 }
 

@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <openssl/evp.h>
 
 #include "imgdev.h"
+#include "sha256.h"
 
 struct imgsrc;
 
@@ -28,7 +28,7 @@ enum identity_way {
 struct identity {
 	enum identity_way way;
 	uint8_t hash[IMGDEV_HASH_SIZE];	/* given, or once identity_finish succeeded */
-	EVP_MD_CTX *md;			/* IDENTITY_PAYLOAD: the pipeline's job.identity */
+	struct sha256 *md;		/* IDENTITY_PAYLOAD: the pipeline's job.identity */
 	/* IDENTITY_FILE: the hashing thread. */
 	struct imgsrc *src;
 	pthread_t thread;

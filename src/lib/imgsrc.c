@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 
 #include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"
 #include "qcow2.h"
+#include "sha256.h"
 
 #define HASH_READ_SIZE (1024 * 1024)
 #define MAGIC_SIZE 8
@@ -60,8 +60,10 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 	uint8_t magic[MAGIC_SIZE] = { 0 };
 	int n = read_magic(src->bytes, magic);
 
+	/* A source that cannot be read at an offset (-ESPIPE) is the caller's to handle. */
 	if (n < 0)
-		return ctx_error(ctx, ENOMEDIUM, "%s: cannot read: %s", src->name, strerror(-n));
+		return ctx_error(ctx, n == -ESPIPE || n == -ENOMEM ? -n : ENOMEDIUM, "%s: cannot read: %s",
+				 src->name, strerror(-n));
 	switch (probe_magic(magic, (size_t)n)) {
 	case PROBED_QCOW2:
 		return imgsrc_qcow2_init(ctx, src);
@@ -169,14 +171,13 @@ void imgsrc_drop_cache(const struct imgsrc *src)
 
 int imgsrc_hash_file(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct sha256 *md = sha256_new();
 	uint8_t *buf = malloc(HASH_READ_SIZE);
 	uint64_t size = src->bytes->size;
-	unsigned int dlen = 0;
 	int rc = 0;
 
 	atomic_store(&src->read_through, true);
-	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+	if (!md || !buf)
 		rc = ctx_error(ctx, ENOMEM, "out of memory");
 	for (uint64_t off = 0; rc == 0 && off < size; off += HASH_READ_SIZE) {
 		size_t n = size - off < HASH_READ_SIZE ? (size_t)(size - off) : HASH_READ_SIZE;
@@ -186,11 +187,11 @@ int imgsrc_hash_file(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IM
 			rc = ctx_error(ctx, ENOMEDIUM, "%s: read error at offset %llu: %s", src->name,
 				       (unsigned long long)off, strerror(-rc));
 		else
-			EVP_DigestUpdate(md, buf, n);
+			sha256_update(md, buf, n);
 	}
 	if (rc == 0)
-		EVP_DigestFinal_ex(md, hash, &dlen);
+		sha256_final(md, hash);
 	free(buf);
-	EVP_MD_CTX_free(md);
+	sha256_free(md);
 	return rc;
 }

@@ -45,25 +45,13 @@ int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);
 int check_overwrite_allowed(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h,
 			    bool force);
 
-/*
- * Map the payload of bd as name with the context's backend, unless name is
- * already mapped onto it, in which case its path is returned (and its node
- * or link made sure of). Fails if name maps something else.
- */
-int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-	       char **mapped_path);
-
-/* Whether bd can be mapped with the context's backend; 0 or -errno and why. */
-int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd);
-
 /* Whether bd can hold an image of image_size bytes after its header; 0 or -ENOSPC. */
 int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size);
 
-/* 0 when name is free or already maps bd, with the context's backend; else -EEXIST. */
-int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
-
-/* The loop backend (ops_loop.c). */
-/* -EBUSY naming the loop mapping when one is attached over bd; else 0. */
-int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd);
+/*
+ * -EBUSY naming the loop device when any is attached over bd (imgdev's or
+ * another's: any user of the disk); else 0 (ops_loop.c).
+ */
+int loopmap_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd);
 
 #endif

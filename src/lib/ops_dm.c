@@ -13,8 +13,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "backend.h"
 #include "blockdev.h"
 #include "dmctl.h"
@@ -22,6 +20,7 @@
 #include "internal.h"
 #include "mapping.h"
 #include "parse.h"
+#include "sha256.h"
 
 #define REMOVE_TRIES 25
 
@@ -29,16 +28,16 @@
 static void uuid_for_name(const char *name, char uuid[DMCTL_UUID_MAX])
 {
 	const size_t plen = strlen(IMGDEV_DM_UUID_PREFIX);
-	uint8_t digest[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
+	uint8_t digest[SHA256_SIZE];
 
 	if (plen + strlen(name) < DMCTL_UUID_MAX) {
 		snprintf(uuid, DMCTL_UUID_MAX, "%s%s", IMGDEV_DM_UUID_PREFIX, name);
 		return;
 	}
-	EVP_Digest(name, strlen(name), digest, &dlen, EVP_sha256(), NULL);
+	if (sha256_digest(name, strlen(name), digest) < 0)
+		memset(digest, 0, sizeof(digest));	/* out of memory: creating will fail too */
 	memcpy(uuid, IMGDEV_DM_UUID_PREFIX, plen);
-	for (unsigned int i = 0; i < dlen; i++)
+	for (unsigned int i = 0; i < SHA256_SIZE; i++)
 		snprintf(uuid + plen + 2 * i, 3, "%02x", digest[i]);
 }
 

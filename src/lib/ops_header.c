@@ -153,7 +153,7 @@ static int ensure_decide(struct imgdev_ctx *ctx, const struct bdev *probe,
 	}
 	rc = check_overwrite_allowed(ctx, probe, &h, flags & IMGDEV_FORCE);
 	if (rc == 0)
-		rc = loop_check_not_mapped(ctx, probe);
+		rc = loopmap_check_not_mapped(ctx, probe);
 	return rc < 0 ? rc : IMGDEV_WRITTEN;
 }
 

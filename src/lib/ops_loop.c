@@ -160,7 +160,7 @@ static int match_backing(void *arg, const struct loopctl_info *info, const struc
 	return 1;
 }
 
-int loop_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
+int loopmap_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
 {
 	struct find_backing f = { .bd = bd };
 	struct loopctl_info info;

@@ -183,18 +183,3 @@ int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list)
 	*list = out;
 	return count;
 }
-
-int map_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
-{
-	return map_backend_now(ctx)->check_target(ctx, bd);
-}
-
-int map_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
-{
-	return map_backend_now(ctx)->check_name(ctx, bd, name);
-}
-
-int map_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **mapped_path)
-{
-	return map_backend_now(ctx)->map_ensure(ctx, bd, name, mapped_path);
-}

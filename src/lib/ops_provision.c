@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "blockdev.h"
 #include "bytesrc.h"
 #include "header.h"
@@ -55,16 +56,20 @@ static int check_provision_args(struct imgdev_ctx *ctx, const struct imgdev_prov
 	return imgdev_check_name(ctx, opts->name);
 }
 
-/* Before any write: the target can be mapped afterwards, and has room. */
-static int check_write_target(struct imgdev_ctx *ctx, const struct bdev *bd,
-			      const struct imgsrc *src, const struct imgdev_provision_opts *opts)
+/*
+ * Before any write: the target can be mapped afterwards by be (NULL: no
+ * mapping), no loop device sits over it, and it has room.
+ */
+static int check_write_target(struct imgdev_ctx *ctx, const struct map_backend *be,
+			      const struct bdev *bd, const struct imgsrc *src,
+			      const struct imgdev_provision_opts *opts)
 {
-	int rc = opts->no_map ? 0 : map_check_target(ctx, bd);
+	int rc = be ? be->check_target(ctx, bd) : 0;
 
 	if (rc == 0)
-		rc = loop_check_not_mapped(ctx, bd);
-	if (rc == 0 && !opts->no_map)
-		rc = map_check_name(ctx, bd, opts->name);
+		rc = loopmap_check_not_mapped(ctx, bd);
+	if (rc == 0 && be)
+		rc = be->check_name(ctx, bd, opts->name);
 	return rc < 0 ? rc : check_room(ctx, bd, src->size);
 }
 
@@ -87,6 +92,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 		     struct imgdev_provision_result *res)
 {
 	double t0 = monotonic_seconds();
+	const struct map_backend *be = NULL;	/* resolved once, when mapping */
 	struct bdev probe = BDEV_INIT, bd = BDEV_INIT;
 	struct imgsrc *src = NULL;
 	struct bytesrc *bytes = NULL;
@@ -96,6 +102,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 
 	memset(res, 0, sizeof(*res));
 	rc = check_provision_args(ctx, opts);
+	if (rc == 0 && !opts->no_map)
+		be = map_backend_now(ctx);
 	if (rc == 0)
 		rc = bytesrc_open_file(ctx, image, &bytes);
 	if (rc == 0) {
@@ -122,7 +130,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	} else {
 		rc = check_overwrite_allowed(ctx, &probe, &h, opts->force);
 		if (rc == 0)
-			rc = check_write_target(ctx, &probe, src, opts);
+			rc = check_write_target(ctx, be, &probe, src, opts);
 		if (rc == 0)
 			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
 		if (rc == 0)
@@ -133,8 +141,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 		if (rc < 0)
 			goto out;
 	}
-	if (!opts->no_map)
-		rc = map_ensure(ctx, &probe, opts->name, &res->mapped_path);
+	if (be)
+		rc = be->map_ensure(ctx, &probe, opts->name, &res->mapped_path);
 out:
 	res->seconds = monotonic_seconds() - t0;
 	bdev_close(&bd);

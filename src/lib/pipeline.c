@@ -43,7 +43,6 @@ struct pipeline {
 	uint64_t next_fold;
 	bool stop;		/* no more claims: the run failed or is over */
 	bool folded;		/* the folder is done: writers leave */
-	EVP_MD *sha256;		/* of the content hash */
 	enum sha256mb_impl impl;	/* of the block digests */
 	uint8_t zero_digest[IMGDEV_HASH_SIZE];	/* of one whole zero block */
 };
@@ -327,12 +326,12 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-void chunk_digest_update(EVP_MD_CTX *id, const struct chunk *c)
+void chunk_digest_update(struct sha256 *id, const struct chunk *c)
 {
 	for (uint32_t b = 0, off = 0; off < c->len; b++, off += CONTENT_BLOCK_SIZE) {
 		uint32_t blen = block_end(c, b) - off;
 
-		EVP_DigestUpdate(id, c->all_zero || c->zero[b] ? zeros : c->data + off, blen);
+		sha256_update(id, c->all_zero || c->zero[b] ? zeros : c->data + off, blen);
 	}
 }
 
@@ -374,7 +373,7 @@ void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
 }
 
 /* Fold chunks in order until all are done or one failed; 0 or its error. */
-static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *content)
+static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *content)
 {
 	const struct pipeline_job *job = pl->job;
 
@@ -393,7 +392,7 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, EVP_MD_CTX *con
 			return ctx_error(ctx, err, "%s", c->msg);
 		if (hash_err < 0)
 			return ctx_error(ctx, hash_err, "cannot hash the payload: out of memory");
-		EVP_DigestUpdate(content, c->digest,
+		sha256_update(content, c->digest,
 				 (size_t)((c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE) *
 					 IMGDEV_HASH_SIZE);
 		if (job->identity)
@@ -450,8 +449,7 @@ static int pipeline_setup(struct pipeline *pl, struct imgdev_ctx *ctx, unsigned 
 	pl->nslots = 2 * nthreads > MAX_SLOTS ? MAX_SLOTS : 2 * nthreads;
 	pl->nchunks = (pl->job->size + CHUNK_SIZE - 1) / CHUNK_SIZE;
 	pl->slots = calloc(pl->nslots, sizeof(*pl->slots));
-	pl->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (!pl->slots || !pl->sha256)
+	if (!pl->slots)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < pl->nslots; i++)
 		if (posix_memalign((void **)&pl->slots[i].buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD))
@@ -467,7 +465,6 @@ static void pipeline_teardown(struct pipeline *pl)
 		free(pl->slots[i].buf);
 	}
 	free(pl->slots);
-	EVP_MD_free(pl->sha256);
 	pthread_mutex_destroy(&pl->lock);
 	pthread_cond_destroy(&pl->changed);
 }
@@ -493,11 +490,10 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 	unsigned int nworkers = worker_count(job), nwriters = job->write_fn ? WRITERS : 0;
 	unsigned int started = 0;
 	pthread_t threads[MAX_WORKERS + WRITERS];
-	EVP_MD_CTX *content = EVP_MD_CTX_new();
-	unsigned int dlen = 0;
+	struct sha256 *content = sha256_new();
 	int rc = pipeline_setup(&pl, ctx, nworkers + nwriters);
 
-	if (rc == 0 && (!content || !EVP_DigestInit_ex(content, pl.sha256, NULL)))
+	if (rc == 0 && !content)
 		rc = -ENOMEM;
 	if (rc < 0) {
 		rc = ctx_error(ctx, ENOMEM, "cannot set up the copy: out of memory");
@@ -516,9 +512,9 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 	for (unsigned int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	if (rc == 0)
-		EVP_DigestFinal_ex(content, content_hash, &dlen);
+		sha256_final(content, content_hash);
 out:
-	EVP_MD_CTX_free(content);
+	sha256_free(content);
 	pipeline_teardown(&pl);
 	return rc;
 }

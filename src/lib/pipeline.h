@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <openssl/evp.h>
 
 #include "header.h"
+#include "sha256.h"
 #include "sha256mb.h"
 
 #define CHUNK_SIZE (4u * 1024 * 1024)
@@ -69,7 +69,7 @@ struct pipeline_job {
 	/* NULL, or called once the chunk is folded and its bytes unmapped. */
 	void (*release_fn)(void *arg, const struct chunk *c);
 	void *arg;
-	EVP_MD_CTX *identity;		/* NULL, or fed every byte in order */
+	struct sha256 *identity;	/* NULL, or fed every byte in order */
 	/* Tests: hash with this implementation (sha256mb.h), not ctx_hash_impl's. */
 	bool use_impl;
 	enum sha256mb_impl impl;
@@ -91,7 +91,7 @@ int chunk_error(struct chunk *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Feed a filled chunk's bytes to md (zeros for its zero blocks). */
-void chunk_digest_update(EVP_MD_CTX *md, const struct chunk *c);
+void chunk_digest_update(struct sha256 *md, const struct chunk *c);
 
 /* Set up c to be filled with payload bytes [off, off+len). */
 void chunk_reset(struct chunk *c, uint64_t off, uint32_t len);

@@ -12,8 +12,7 @@
 #include <cpuid.h>
 #endif
 
-#include <openssl/evp.h>
-
+#include "sha256.h"
 #include "sha256mb.h"
 #include "sha256mb_impl.h"
 
@@ -76,24 +75,6 @@ int sha256mb_by_name(const char *name)
 	return -1;
 }
 
-static int hash_each_openssl(const uint8_t *const msgs[], size_t n, size_t len,
-			     uint8_t (*digests)[SHA256MB_DIGEST])
-{
-	EVP_MD *md;
-	unsigned int dlen = 0;
-	int rc;
-
-	if (n == 0)
-		return 0;
-	md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	rc = md ? 0 : -ENOMEM;
-
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (!EVP_Digest(msgs[i], len, digests[i], &dlen, md, NULL))
-			rc = -ENOMEM;
-	EVP_MD_free(md);
-	return rc;
-}
 
 /*
  * A group of lanes costs the same however few of them carry a message: from
@@ -108,7 +89,7 @@ int sha256mb_hash(enum sha256mb_impl impl, const uint8_t *const msgs[], size_t n
 	size_t lanes = sha256mb_lanes(impl), rest = n % lanes;
 
 	if (impl == SHA256MB_OPENSSL || !IMGDEV_SHA256MB_X86)
-		return hash_each_openssl(msgs, n, len, digests);
+		return sha256_digest_each(msgs, n, len, digests);
 #if IMGDEV_SHA256MB_X86
 	if (impl == SHA256MB_SHANI2 || impl == SHA256MB_SHANI4) {
 		/* One left over runs alone through the same instructions. */
@@ -122,7 +103,7 @@ int sha256mb_hash(enum sha256mb_impl impl, const uint8_t *const msgs[], size_t n
 	else
 		sha256mb_avx2(msgs, n - rest, len, digests);
 #endif
-	return hash_each_openssl(msgs + (n - rest), rest, len, digests + (n - rest));
+	return sha256_digest_each(msgs + (n - rest), rest, len, digests + (n - rest));
 }
 
 /*
