@@ -145,7 +145,7 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
  * checking that it has room for an image of image_size bytes: a
  * device-mapper linear device <dev>/mapper/NAME (device must be a block
  * device), or a loop device with the stable symlink <run>/NAME (device may
- * be a block device or a file; name at most 63 bytes), as the context's
+ * be a block device or a file; name at most 56 bytes), as the context's
  * backend says. On success *mapped_path is set to a malloc'ed path for the
  * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small);
  * nothing is left behind on failure.

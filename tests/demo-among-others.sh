@@ -12,6 +12,8 @@ cleanup() {
 	set +e
 	"$IMGDEV" unmap virtlet-dm-bystander >/dev/null 2>&1
 	[ -n "$other" ] && losetup -d "$other"
+	# Whatever is still attached to our files (an unmap that failed).
+	losetup -l -n -O NAME -j "$work/disk2.img" 2>/dev/null | xargs -r -n1 losetup -d
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -22,7 +22,7 @@ static const struct {
 	{ EXIT_BUSY, { EBUSY }, "the device is busy: mounted, mapped, held or in use" },
 	{ EXIT_FOREIGN, { ENOTEMPTY }, "a filesystem or partition table is there; refused without --force" },
 	{ EXIT_IMAGE, { ENOMEDIUM, ENOTSUP }, "the image is unreadable (missing, damaged) or unsupported" },
-	{ EXIT_TOO_SMALL, { ENOSPC }, "the device is too small" },
+	{ EXIT_TOO_SMALL, { ENOSPC }, "the device is too small, or ran out of space while written" },
 	{ EXIT_PERMISSION, { EACCES }, "permission denied (imgdev needs root)" },
 };
 

@@ -63,7 +63,8 @@ struct bytesrc {
 
 /*
  * A regular file at path, opened read-only. 0 or -errno with the message
- * in ctx (-EINVAL for anything but a regular file).
+ * in ctx (-ENOMEDIUM for anything but a regular file, -EACCES when it may
+ * not be read).
  */
 int bytesrc_open_file(struct imgdev_ctx *ctx, const char *path, struct bytesrc **bs);
 /* A source over fd, a regular file it then owns (closes, also on failure). */

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-
 #include "imgdev.h"
 #include "sha256.h"
 

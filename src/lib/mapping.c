@@ -108,8 +108,7 @@ char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name)
 	return path;
 }
 
-/* Whether path opens the block device dev (following symlinks). */
-static bool is_node_of(const char *path, dev_t dev)
+bool mapping_is_node_of(const char *path, dev_t dev)
 {
 	struct stat st;
 
@@ -119,7 +118,7 @@ static bool is_node_of(const char *path, dev_t dev)
 /* *path = p when it is a node of dev, else free p. */
 static void keep_if_node(char *p, dev_t dev, char **path)
 {
-	if (p && is_node_of(p, dev))
+	if (p && mapping_is_node_of(p, dev))
 		*path = p;
 	else
 		free(p);
@@ -131,7 +130,7 @@ int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char
 	bool oom = !mapper;
 
 	*path = *device = NULL;
-	/* Quietly: a missing sysfs entry only means no kernel node to offer. */
+	/* A missing sysfs entry only means no kernel node to offer: not an error. */
 	if (mapping_backing_path(ctx, major(dev), minor(dev), &kernel) == -ENOMEM)
 		oom = true;
 	keep_if_node(mapper, dev, path);

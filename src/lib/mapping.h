@@ -6,6 +6,7 @@
 #ifndef IMGDEV_MAPPING_H
 #define IMGDEV_MAPPING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,6 +30,9 @@ int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int 
  */
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out);
+
+/* Whether path opens the block device dev (following symlinks). */
+bool mapping_is_node_of(const char *path, dev_t dev);
 
 /* "<dev>/mapper/NAME", malloc'ed, or NULL. */
 char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name);

@@ -31,12 +31,39 @@
 #define LOOP_MARK_LEN (sizeof(LOOP_MARK) - 1)
 #define LOOP_NAME_MAX (LOOPCTL_NAME_MAX - (int)LOOP_MARK_LEN)
 
-/* The mapping name of a loop device we made (after our mark), else NULL. */
-static const char *loopmap_name(const struct loopctl_info *info)
+/* Whether <run>/NAME is our link to loop nr; *link set to its path (malloc'ed) or NULL. */
+static bool link_points_at(struct imgdev_ctx *ctx, const char *name, int nr, char **link)
 {
-	return strncmp(info->name, LOOP_MARK, LOOP_MARK_LEN) == 0 && info->name[LOOP_MARK_LEN]
-		       ? info->name + LOOP_MARK_LEN
-		       : NULL;
+	char *target = loopctl_path(ctx, nr), buf[4096];
+	ssize_t n;
+
+	*link = path_join(ctx->run_dir, name);
+	n = *link && target ? readlink(*link, buf, sizeof(buf) - 1) : -1;
+	if (n > 0)
+		buf[n] = '\0';
+	n = n > 0 && strcmp(buf, target) == 0;
+	free(target);
+	return n;
+}
+
+/*
+ * The mapping name of a loop device we made, else NULL: what follows our
+ * mark; or, for one an imgdev before the mark made, lo_file_name itself when
+ * <run>/NAME links to it (so an upgrade neither loses nor doubles it).
+ */
+static const char *loopmap_name(struct imgdev_ctx *ctx, const struct loopctl_info *info)
+{
+	char *link;
+	bool legacy;
+
+	if (strncmp(info->name, LOOP_MARK, LOOP_MARK_LEN) == 0)
+		return info->name[LOOP_MARK_LEN] ? info->name + LOOP_MARK_LEN : NULL;
+	if (!info->name[0] || strchr(info->name, '/') || strcmp(info->name, ".") == 0 ||
+	    strcmp(info->name, "..") == 0)
+		return NULL;
+	legacy = link_points_at(ctx, info->name, info->nr, &link);
+	free(link);
+	return legacy ? info->name : NULL;
 }
 
 /* Take the run directory's lock, so that name checks and attaches pair up. */
@@ -59,12 +86,17 @@ static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
 	return rc;
 }
 
-/* Whether info is our image mapping: marked, offset 512 over a device with our magic. */
-static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info, struct hdr *h)
+/*
+ * Whether info is our image mapping: ours (*name set), offset 512 over a
+ * device with our magic (h filled). 1, 0, or -ENOMEM.
+ */
+static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info,
+			    const char **name, struct hdr *h)
 {
 	int rc;
 
-	if (info->offset != SECTOR_SIZE || !loopmap_name(info))
+	*name = info->offset == SECTOR_SIZE ? loopmap_name(ctx, info) : NULL;
+	if (!*name)
 		return 0;
 	if (strstr(info->backing_file, " (deleted)")) {
 		ctx_log(ctx, LOGP_WARNING, "loop%d (%s): skipped: its backing file was deleted",
@@ -80,16 +112,20 @@ static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *i
 	return rc;
 }
 
+/* A visitor of loop mappings: the device, its mapping name, its header. */
+typedef int (*loopmap_fn)(void *arg, const struct loopctl_info *info, const char *name,
+			  const struct hdr *h);
+
 /*
- * Visit the image loop mappings: fn(arg, info, h) for each; stops early when
- * fn returns non-zero and returns that. 0 when all were visited, or -errno.
+ * Visit the image loop mappings: fn(arg, info, name, h) for each; stops
+ * early when fn returns non-zero and returns that. 0 when all were visited,
+ * or -errno.
  */
-static int loopmap_each(struct imgdev_ctx *ctx,
-			int (*fn)(void *arg, const struct loopctl_info *info, const struct hdr *h),
-			void *arg)
+static int loopmap_each(struct imgdev_ctx *ctx, loopmap_fn fn, void *arg)
 {
 	struct loopctl_info info;
 	int *nrs = NULL, n, rc = 0;
+	const char *name;
 	struct hdr h;
 
 	n = loopctl_attached(ctx, &nrs);
@@ -98,9 +134,9 @@ static int loopmap_each(struct imgdev_ctx *ctx,
 	for (int i = 0; i < n && rc == 0; i++) {
 		if (loopctl_info(ctx, nrs[i], &info) < 0)
 			continue; /* detached meanwhile */
-		rc = loopmap_is_image(ctx, &info, &h);
+		rc = loopmap_is_image(ctx, &info, &name, &h);
 		if (rc == 1)
-			rc = fn(arg, &info, &h);
+			rc = fn(arg, &info, name, &h);
 	}
 	free(nrs);
 	return rc;
@@ -111,12 +147,13 @@ struct find_name {
 	struct loopctl_info found;
 };
 
-static int match_name(void *arg, const struct loopctl_info *info, const struct hdr *h)
+static int match_name(void *arg, const struct loopctl_info *info, const char *name,
+		      const struct hdr *h)
 {
 	struct find_name *f = arg;
 
 	(void)h;
-	if (strcmp(loopmap_name(info), f->name) != 0)
+	if (strcmp(name, f->name) != 0)
 		return 0;
 	f->found = *info;
 	return 1;
@@ -149,11 +186,8 @@ struct find_backing {
 	struct loopctl_info found;
 };
 
-static int match_backing(void *arg, const struct loopctl_info *info, const struct hdr *h)
+static int match_backing(struct find_backing *f, const struct loopctl_info *info)
 {
-	struct find_backing *f = arg;
-
-	(void)h;
 	if (!loopmap_backs_onto(info, f->bd))
 		return 0;
 	f->found = *info;
@@ -172,11 +206,12 @@ int loopmap_check_not_mapped(struct imgdev_ctx *ctx, const struct bdev *bd)
 		return n;
 	for (int i = 0; i < n && rc == 0; i++) {
 		if (loopctl_info(ctx, nrs[i], &info) == 0)
-			rc = match_backing(&f, &info, NULL);
+			rc = match_backing(&f, &info);
 	}
 	free(nrs);
 	if (rc == 1) {
-		const char *name = loopmap_name(&f.found) ? loopmap_name(&f.found) : f.found.name;
+		const char *name = loopmap_name(ctx, &f.found) ? loopmap_name(ctx, &f.found)
+							       : f.found.name;
 
 		return ctx_error(ctx, EBUSY,
 				 "%s: device is in use (mapped as loop device %s/loop%d%s%s); refusing to write to it",
@@ -209,21 +244,6 @@ static int link_set(struct imgdev_ctx *ctx, const char *name, int nr, char **lin
 	else
 		free(link);
 	return rc;
-}
-
-/* Whether <run>/NAME is our link to loop nr; *link set to its path (malloc'ed) or NULL. */
-static bool link_points_at(struct imgdev_ctx *ctx, const char *name, int nr, char **link)
-{
-	char *target = loopctl_path(ctx, nr), buf[4096];
-	ssize_t n;
-
-	*link = path_join(ctx->run_dir, name);
-	n = *link && target ? readlink(*link, buf, sizeof(buf) - 1) : -1;
-	if (n > 0)
-		buf[n] = '\0';
-	n = n > 0 && strcmp(buf, target) == 0;
-	free(target);
-	return n;
 }
 
 /* Remove <run>/NAME if it points at loop nr. */
@@ -263,7 +283,8 @@ static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, 
 	fd = open(bd->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return ctx_error(ctx, errno, "%s: cannot open: %s", bd->path, strerror(errno));
-	snprintf(marked, sizeof(marked), "%s%s", LOOP_MARK, name);
+	if ((size_t)snprintf(marked, sizeof(marked), "%s%s", LOOP_MARK, name) >= sizeof(marked))
+		return ctx_error(ctx, EINVAL, "%s: too long for a loop mapping", name);
 	rc = loopctl_attach(ctx, fd, SECTOR_SIZE,
 			    (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1), marked, &nr);
 	close(fd);
@@ -353,33 +374,68 @@ struct list_acc {
 	int *count;
 };
 
-static int list_add(void *arg, const struct loopctl_info *info, const struct hdr *h)
+/*
+ * The nodes that open loop device info, of those that exist: *path the link
+ * <run>/NAME when it leads to it, else <dev>/loopN; *device <dev>/loopN.
+ * Both NULL (with a warning) when <dev>/loopN is not there. 0 or -ENOMEM.
+ */
+static int loopmap_nodes(struct imgdev_ctx *ctx, const struct loopctl_info *info,
+			 const char *name, char **path, char **device)
+{
+	char *link = NULL;
+	bool linked = link_points_at(ctx, name, info->nr, &link) &&
+		      mapping_is_node_of(link, info->dev);
+
+	*device = loopctl_path(ctx, info->nr);
+	if (*device && !mapping_is_node_of(*device, info->dev)) {
+		ctx_log(ctx, LOGP_WARNING, "%s: no device node for loop%d under %s", name,
+			info->nr, ctx->dev_dir);
+		free(*device);
+		free(link);
+		*path = *device = NULL;
+		return 0;
+	}
+	*path = linked ? link : (*device ? strdup(*device) : NULL);
+	if (!linked)
+		free(link);
+	if (!*device || !*path) {
+		free(*device);
+		free(*path);
+		*path = *device = NULL;
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int list_add(void *arg, const struct loopctl_info *info, const char *name,
+		    const struct hdr *h)
 {
 	struct list_acc *a = arg;
-	const char *name = loopmap_name(info);
-	char *link, *device = loopctl_path(a->ctx, info->nr);
-	bool linked = link_points_at(a->ctx, name, info->nr, &link);
-	struct imgdev_mapping *grown = realloc(*a->list, sizeof(*grown) * (size_t)(*a->count + 1));
+	struct imgdev_mapping *grown;
+	char *path, *device;
 	struct stat st;
-	/* The link when it is there and ours, else the loop device itself. */
+	int rc = loopmap_nodes(a->ctx, info, name, &path, &device);
 	struct mapping_desc d = { .name = name,
 				  .backend = IMGDEV_BACKEND_LOOP,
-				  .path = linked ? link : device,
+				  .path = path,
 				  .device = device,
 				  .backing = info->backing_file,
 				  .sectors = info->sectors,
 				  .image_hash = h->image_hash };
-	int rc = -ENOMEM;
 
+	if (rc < 0)
+		return rc;
 	if (stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode))
 		d.backing_dev = st.st_rdev;
+	grown = realloc(*a->list, sizeof(*grown) * (size_t)(*a->count + 1));
+	rc = grown ? 0 : -ENOMEM;
 	if (grown) {
 		*a->list = grown;
-		rc = device ? mapping_set(a->ctx, &grown[*a->count], &d) : -ENOMEM;
+		rc = mapping_set(a->ctx, &grown[*a->count], &d);
 	}
 	if (rc == 1)
 		(*a->count)++;
-	free(link);
+	free(path);
 	free(device);
 	return rc == 1 ? 0 : ctx_error(a->ctx, ENOMEM, "out of memory");
 }

@@ -159,6 +159,29 @@ expect 'every path list prints exists and opens the mapping, the link or else /d
 	[ ! -e "/sys/block/${n#/dev/}/loop/backing_file" ]
 	losetup -d "$other"'
 
+named=$(dirname "$IMGDEV")/tests/loop-attach-named
+expect 'a loop mapping an imgdev before the mark made (lo_file_name NAME, linked in the run dir) stays ours: listed, matched, never doubled, unmapped' '
+	d=$tmp/legacy; truncate -s 8M "$d"
+	run_imgdev provision "$d" "$img" --no-map; assert_rc 0
+	l=$("$named" "$d" 512 virtlet-dm-legacy)
+	mkdir -p "$run"; ln -sfn "$l" "$run/virtlet-dm-legacy"
+	L list; assert_eq "$out" virtlet-dm-legacy
+	before=$(losetup -j "$d" | wc -l)
+	L provision "$d" "$img" --name virtlet-dm-legacy; assert_rc 0
+	assert_eq "$out" "matched
+$run/virtlet-dm-legacy"
+	assert_eq "$(readlink "$run/virtlet-dm-legacy")" "$l"
+	assert_eq "$(losetup -j "$d" | wc -l)" "$before"
+	L unmap virtlet-dm-legacy; assert_rc 0
+	[ ! -e "/sys/block/${l#/dev/}/loop/backing_file" ] && [ ! -L "$run/virtlet-dm-legacy" ]'
+
+expect 'a loop device named like a mapping but without the mark or our link is not ours' '
+	l=$("$named" "$disk" 512 virtlet-dm-stranger)
+	L list; assert_eq "$out" ""
+	L unmap virtlet-dm-stranger; assert_rc 1; assert_contains "$err" "no such mapping"
+	[ -e "/sys/block/${l#/dev/}/loop/backing_file" ]
+	losetup -d "$l"'
+
 expect 'a loop mapping over a device without our header is not listed nor unmapped' '
 	d=$tmp/plain; truncate -s 4M "$d"
 	l=$(losetup -f --show -o 512 "$d")

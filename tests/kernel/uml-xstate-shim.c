@@ -11,7 +11,10 @@
  * key: one per UML thread), the whole area the host last returned; UML sees
  * the first bytes it asked for, and its changes are laid over the whole area
  * when it sets them back, so every component is restored as it was saved.
- * Any other ptrace request passes through untouched.
+ * Any other ptrace request passes through untouched. Slots are never freed:
+ * a new task whose buffer reuses a dead task's address starts with that
+ * task's state beyond the 832 bytes until its first save; a new task makes
+ * no assumption about those registers.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -39,13 +42,18 @@ struct saved {
 static struct saved slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
+static ptrace_fn real_fn;
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+
+static void find_real(void)
+{
+	real_fn = (ptrace_fn)dlsym(RTLD_NEXT, "ptrace");
+}
+
 static ptrace_fn real_ptrace(void)
 {
-	static ptrace_fn fn;
-
-	if (!fn)
-		fn = (ptrace_fn)dlsym(RTLD_NEXT, "ptrace");
-	return fn;
+	pthread_once(&real_once, find_real);
+	return real_fn;
 }
 
 /* The slot of key, made when missing; NULL when the table is full. */
@@ -58,13 +66,16 @@ static struct saved *slot_for(void *key)
 			return &slots[i];
 		if (!slots[i].key) {
 			slots[i].area = malloc(FULL_MAX);
-			if (!slots[i].area)
+			if (!slots[i].area) {
+				errno = ENOMEM;
 				return NULL;
+			}
 			slots[i].key = key;
 			slots[i].len = 0;
 			return &slots[i];
 		}
 	}
+	errno = ENOMEM;
 	return NULL;
 }
 
