@@ -124,27 +124,39 @@ static void keep_if_node(char *p, dev_t dev, char **path)
 		free(p);
 }
 
-int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path, char **device)
+int mapping_pick_nodes(struct imgdev_ctx *ctx, char *preferred, char *kernel, dev_t dev,
+		       char **path, char **device)
 {
-	char *mapper = mapping_mapper_path(ctx, name), *kernel = NULL;
-	bool oom = !mapper;
+	bool oom = false;
 
 	*path = *device = NULL;
-	/* A missing sysfs entry only means no kernel node to offer: not an error. */
-	if (mapping_backing_path(ctx, major(dev), minor(dev), &kernel) == -ENOMEM)
-		oom = true;
-	keep_if_node(mapper, dev, path);
+	keep_if_node(preferred, dev, path);
 	keep_if_node(kernel, dev, device);
 	if (!*path && *device)
-		oom |= !(*path = strdup(*device));
+		oom = !(*path = strdup(*device));
 	else if (*path && !*device)
-		oom |= !(*device = strdup(*path));
+		oom = !(*device = strdup(*path));
 	if (!oom)
 		return 0;
 	free(*path);
 	free(*device);
 	*path = *device = NULL;
 	return ctx_error(ctx, ENOMEM, "out of memory");
+}
+
+int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char **path, char **device)
+{
+	char *mapper = mapping_mapper_path(ctx, name), *kernel = NULL;
+	/* A missing sysfs entry only means no kernel node to offer: not an error. */
+	int rc = mapping_backing_path(ctx, major(dev), minor(dev), &kernel);
+
+	if (!mapper || rc == -ENOMEM) {
+		free(mapper);
+		free(kernel);
+		*path = *device = NULL;
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	return mapping_pick_nodes(ctx, mapper, kernel, dev, path, device);
 }
 
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
@@ -168,9 +180,9 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int tar
 		free(backing);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	if (rc == 0) { /* no header: not an image mapping */
+	if (rc == 0 || !out) { /* no header: not an image mapping; or only asked whether */
 		free(backing);
-		return 0;
+		return rc;
 	}
 	rc = mapping_node_paths(ctx, name, dev, &path, &device);
 	if (rc == 0 && !path)

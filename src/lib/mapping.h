@@ -26,7 +26,7 @@ int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int 
  * magic. Returns 1 with *out filled (free its strings), 0 when it is not one
  * (a backing device that cannot be resolved or read is logged as a warning),
  * or -ENOMEM. out->path and out->device name nodes that exist and are dev
- * (see mapping_node_paths), or are NULL.
+ * (see mapping_node_paths), or are NULL. With out NULL, only whether.
  */
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out);
@@ -36,6 +36,15 @@ bool mapping_is_node_of(const char *path, dev_t dev);
 
 /* "<dev>/mapper/NAME", malloc'ed, or NULL. */
 char *mapping_mapper_path(struct imgdev_ctx *ctx, const char *name);
+
+/*
+ * Of two candidate nodes for the block device dev (malloc'ed or NULL; both
+ * taken): *path the preferred one if it opens dev, else the kernel's;
+ * *device the kernel's if it opens dev, else *path. Both NULL when neither
+ * does. 0 or -ENOMEM.
+ */
+int mapping_pick_nodes(struct imgdev_ctx *ctx, char *preferred, char *kernel, dev_t dev,
+		       char **path, char **device);
 
 /*
  * The nodes that open the device-mapper device name (number dev), of those

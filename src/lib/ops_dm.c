@@ -123,7 +123,6 @@ static int dmmap_check_target(struct imgdev_ctx *ctx, const struct bdev *bd)
 /* Whether name is ours to remove: our UUID prefix, or a recognised mapping. */
 static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, dev_t dev, const char *uuid)
 {
-	struct imgdev_mapping m;
 	struct dmctl_target t;
 	int count, ours;
 
@@ -132,10 +131,8 @@ static int unmap_allowed(struct imgdev_ctx *ctx, int fd, const char *name, dev_t
 	count = dmctl_table(ctx, fd, name, &t);
 	if (count < 0)
 		return count;
-	ours = mapping_inspect(ctx, name, dev, count, &t, &m);
+	ours = mapping_inspect(ctx, name, dev, count, &t, NULL);
 	dmctl_target_clear(&t);
-	if (ours == 1)
-		mapping_clear(&m);
 	if (ours == 0)
 		return ctx_error(ctx, EPERM,
 				 "%s: not an image mapping (uuid \"%s\", not one linear target over a device with an image header); refusing to remove it",

@@ -382,29 +382,23 @@ struct list_acc {
 static int loopmap_nodes(struct imgdev_ctx *ctx, const struct loopctl_info *info,
 			 const char *name, char **path, char **device)
 {
-	char *link = NULL;
-	bool linked = link_points_at(ctx, name, info->nr, &link) &&
-		      mapping_is_node_of(link, info->dev);
+	char *link = NULL, *node = loopctl_path(ctx, info->nr);
+	int rc;
 
-	*device = loopctl_path(ctx, info->nr);
-	if (*device && !mapping_is_node_of(*device, info->dev)) {
-		ctx_log(ctx, LOGP_WARNING, "%s: no device node for loop%d under %s", name,
-			info->nr, ctx->dev_dir);
-		free(*device);
+	if (!link_points_at(ctx, name, info->nr, &link)) {
 		free(link);
-		*path = *device = NULL;
-		return 0;
+		link = NULL;
 	}
-	*path = linked ? link : (*device ? strdup(*device) : NULL);
-	if (!linked)
+	if (!node) {
 		free(link);
-	if (!*device || !*path) {
-		free(*device);
-		free(*path);
 		*path = *device = NULL;
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	}
-	return 0;
+	rc = mapping_pick_nodes(ctx, link, node, info->dev, path, device);
+	if (rc == 0 && !*path)
+		ctx_log(ctx, LOGP_WARNING, "%s: no device node for loop%d under %s", name,
+			info->nr, ctx->dev_dir);
+	return rc;
 }
 
 static int list_add(void *arg, const struct loopctl_info *info, const char *name,
