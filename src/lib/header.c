@@ -4,7 +4,6 @@
  */
 #include <string.h>
 
-
 #include "header.h"
 #include "sha256.h"
 

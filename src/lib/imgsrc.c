@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "bytesrc.h"
 #include "imgsrc.h"
 #include "internal.h"

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-
 #include "header.h"
 #include "sha256.h"
 #include "sha256mb.h"

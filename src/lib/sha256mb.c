@@ -75,7 +75,6 @@ int sha256mb_by_name(const char *name)
 	return -1;
 }
 
-
 /*
  * A group of lanes costs the same however few of them carry a message: from
  * 3 messages up it beats OpenSSL (measured: a 16-lane group 0.43 ms of
