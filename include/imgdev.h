@@ -68,6 +68,31 @@ int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend);
 int imgdev_ctx_set_run_dir(struct imgdev_ctx *ctx, const char *dir);
 
 /* Register a log callback; messages above max_priority are dropped. */
+#define IMGDEV_FETCH_OPTS_VERSION 1
+
+/*
+ * How images named by a URL (http://, https://) are fetched; start from
+ * IMGDEV_FETCH_OPTS_INIT. TLS is verified against the system's CA store
+ * unless told otherwise; proxies come from the usual environment variables
+ * (http_proxy, https_proxy, no_proxy).
+ */
+struct imgdev_fetch_opts {
+	unsigned int version;		/* IMGDEV_FETCH_OPTS_VERSION */
+	const char *ca_file;		/* NULL: the system's CA store */
+	bool insecure;			/* do not verify the server's certificate */
+	/* NULL, or a file of request headers, one "Name: value" a line (credentials) */
+	const char *header_file;
+	int retries;			/* a broken transfer is retried so often; -1: the default, 5 */
+	unsigned int timeout;		/* seconds without progress before a retry; 0: the default, 30 */
+};
+#define IMGDEV_FETCH_OPTS_INIT { .version = IMGDEV_FETCH_OPTS_VERSION, .retries = -1 }
+
+/*
+ * The fetch options for what this context opens from now on (copied);
+ * 0, or -EINVAL for options of an unknown version, -ENOMEM.
+ */
+int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts *opts);
+
 void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
 			int max_priority);
 /* The message for the last failed call on this context ("" if none). */

@@ -3,8 +3,8 @@
 # Usage: tests/deps.sh build|test|bench|demo   (idempotent; a no-op when all present)
 set -euo pipefail
 
-build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev)
-test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev)
+build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev libcurl4-openssl-dev)
+test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev nginx-light openssl python3 nbdkit)
 bench=("${test[@]}" qemu-utils hyperfine)
 demo=("${build[@]}" util-linux e2fsprogs jq)
 

@@ -8,6 +8,8 @@
  *           for a pure stream (qcow2, the xz index and the file's own hash
  *           need it; a stream of a qcow2 goes through a temporary file)
  *   read    the next bytes in order, up to len, from one thread at a time
+ *   peek    the first bytes, before any read, without consuming them (for
+ *           the format's magic); NULL when pread does it
  *   rewind  back to the first byte for read; NULL when it cannot
  *   check_unchanged  whether the bytes are still those opened (a file:
  *           its size, modification and change times), so that a copy of
@@ -35,6 +37,7 @@ struct bytesrc;
 enum bytesrc_advice {
 	BYTESRC_SEQUENTIAL,	/* the bytes will be read in order */
 	BYTESRC_DONE,		/* done with [off, off+len) (len 0: to the end): drop it */
+	BYTESRC_NO_STREAM,	/* read will not be called again (only pread): stop streaming */
 };
 
 struct bytesrc_ops {
@@ -42,6 +45,8 @@ struct bytesrc_ops {
 	int (*pread)(struct bytesrc *bs, void *buf, size_t len, uint64_t off);
 	/* Bytes read (0 at the end), or -errno. */
 	ssize_t (*read)(struct bytesrc *bs, void *buf, size_t len);
+	/* Up to len of the first bytes, not consumed: how many (fewer at the end), or -errno. */
+	ssize_t (*peek)(struct bytesrc *bs, void *buf, size_t len);
 	int (*rewind)(struct bytesrc *bs);
 	/* 0, or -ESTALE (or -errno) with the message in ctx. */
 	int (*check_unchanged)(struct imgdev_ctx *ctx, const struct bytesrc *bs);
@@ -59,6 +64,12 @@ struct bytesrc {
 	bool in_memory;		/* held in memory (tmpfs, ramfs): its pages are never dropped */
 	int fd;			/* a file's descriptor, or -1 */
 	void *priv;		/* the kind's own state */
+	/*
+	 * Why the last call failed, in words (a server's answer, a changed
+	 * file), or "": a source has no context, so its reads leave the
+	 * message here, and the format reading it puts it in its own.
+	 */
+	char msg[512];
 };
 
 /*
@@ -69,6 +80,46 @@ struct bytesrc {
 int bytesrc_open_file(struct imgdev_ctx *ctx, const char *path, struct bytesrc **bs);
 /* A source over fd, a regular file it then owns (closes, also on failure). */
 int bytesrc_from_fd(struct imgdev_ctx *ctx, int fd, const char *name, struct bytesrc **bs);
+/*
+ * Standard input, or any descriptor that is not a regular file (a pipe):
+ * read and peek only, its size unknown. It does not own fd.
+ */
+int bytesrc_open_pipe(struct imgdev_ctx *ctx, int fd, const char *name, struct bytesrc **bs);
+/*
+ * An http:// or https:// URL, fetched as fo says (NULL: the defaults). The
+ * first GET is sent and its answer awaited before this returns, so a 404,
+ * a TLS failure or a refused redirect is an error here, with the server's
+ * words in ctx: -ENOMEDIUM (404, 410), -EACCES (401, 403), -EREMOTEIO
+ * (anything else, after the retries). Then read streams the body (resumed
+ * with Range and If-Range after a break, -ESTALE when the file changed on
+ * the server); pread, when the server honours ranges, fetches ranges.
+ */
+struct imgdev_fetch_opts;
+int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+		     struct bytesrc **bs);
+/* Whether name is a URL that bytesrc_open_url takes. */
+bool bytesrc_is_url(const char *name);
+/* What a URL source received (all bodies, retries included) and how often it retried. */
+struct bytesrc_stats {
+	uint64_t bytes_received;
+	unsigned int retries;
+};
+void bytesrc_stats(const struct bytesrc *bs, struct bytesrc_stats *st);
+
+/*
+ * A source over inner (which it then owns) that hashes the bytes as given:
+ * those read in order as they pass, those read at offsets as they extend
+ * the hashed prefix (held a while when they come early). bytesrc_hash_finish
+ * reads what was never read (to the end), and gives the SHA-256 of the
+ * whole and its size; 0 or -errno with the message in ctx.
+ */
+int bytesrc_hash_wrap(struct imgdev_ctx *ctx, struct bytesrc *inner, struct bytesrc **bs);
+int bytesrc_hash_finish(struct imgdev_ctx *ctx, struct bytesrc *bs, uint8_t hash[32],
+			uint64_t *size);
+
+/* The message of the last failure, or strerror(-rc) without one. */
+const char *bytesrc_error(const struct bytesrc *bs, int rc);
+
 /* Close and free; NULL is allowed. */
 void bytesrc_close(struct bytesrc *bs);
 
@@ -80,6 +131,19 @@ static inline int bytesrc_pread(struct bytesrc *bs, void *buf, size_t len, uint6
 static inline ssize_t bytesrc_read(struct bytesrc *bs, void *buf, size_t len)
 {
 	return bs->ops->read(bs, buf, len);
+}
+
+/* The first bytes (peek, else pread): how many, or -errno. */
+static inline ssize_t bytesrc_peek(struct bytesrc *bs, void *buf, size_t len)
+{
+	int rc;
+
+	if (bs->ops->peek)
+		return bs->ops->peek(bs, buf, len);
+	if (bs->size_known && bs->size < len)
+		len = (size_t)bs->size;
+	rc = bytesrc_pread(bs, buf, len, 0);
+	return rc < 0 ? rc : (ssize_t)len;
 }
 
 static inline int bytesrc_rewind(struct bytesrc *bs)

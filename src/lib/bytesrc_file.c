@@ -156,3 +156,8 @@ void bytesrc_close(struct bytesrc *bs)
 	free(bs->name);
 	free(bs);
 }
+
+const char *bytesrc_error(const struct bytesrc *bs, int rc)
+{
+	return bs->msg[0] ? bs->msg : strerror(rc < 0 ? -rc : rc);
+}

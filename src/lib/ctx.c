@@ -28,6 +28,7 @@ int imgdev_ctx_new(struct imgdev_ctx **ctx)
 	c->sysfs_dir = strdup("/sys");
 	c->prefix = strdup(IMGDEV_DEFAULT_PREFIX);
 	c->run_dir = strdup("/run/imgdev");
+	c->fetch = (struct imgdev_fetch_opts)IMGDEV_FETCH_OPTS_INIT;
 	if (!c->dev_dir || !c->sysfs_dir || !c->prefix || !c->run_dir) {
 		imgdev_ctx_free(c);
 		return -ENOMEM;
@@ -44,6 +45,8 @@ void imgdev_ctx_free(struct imgdev_ctx *ctx)
 	free(ctx->sysfs_dir);
 	free(ctx->prefix);
 	free(ctx->run_dir);
+	free((char *)ctx->fetch.ca_file);
+	free((char *)ctx->fetch.header_file);
 	free(ctx);
 }
 
@@ -81,6 +84,31 @@ int imgdev_ctx_set_prefix(struct imgdev_ctx *ctx, const char *prefix)
 int imgdev_ctx_set_run_dir(struct imgdev_ctx *ctx, const char *dir)
 {
 	return replace_string(ctx, &ctx->run_dir, dir, "run directory");
+}
+
+/* A copy of an optional string into *copy; false when out of memory. */
+static bool copy_optional(const char *value, const char **copy)
+{
+	*copy = value ? strdup(value) : NULL;
+	return !value || *copy;
+}
+
+int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts *opts)
+{
+	struct imgdev_fetch_opts f;
+
+	if (!opts || opts->version < 1 || opts->version > IMGDEV_FETCH_OPTS_VERSION)
+		return ctx_error(ctx, EINVAL, "fetch options of an unknown version");
+	f = *opts;
+	if (!copy_optional(opts->ca_file, &f.ca_file) ||
+	    !copy_optional(opts->header_file, &f.header_file)) {
+		free((char *)f.ca_file);
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	free((char *)ctx->fetch.ca_file);
+	free((char *)ctx->fetch.header_file);
+	ctx->fetch = f;
+	return 0;
 }
 
 int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend)

@@ -24,6 +24,8 @@ struct imgdev_ctx {
 	void *log_data;
 	int log_max;
 	char errmsg[IMGDEV_ERRMSG_MAX];
+	/* How URLs are fetched (imgdev_ctx_set_fetch); its strings are the context's copies. */
+	struct imgdev_fetch_opts fetch;
 	/* The block hashing (hash_choice.c), chosen on first use. */
 	bool hash_chosen;
 	enum sha256mb_impl hash_impl;
