@@ -45,27 +45,39 @@ static enum probed probe_magic(const uint8_t *magic, size_t n)
 	return PROBED_RAW;
 }
 
-/* The first bytes of the image into magic; how many, or -errno. */
-static int read_magic(struct bytesrc *bs, uint8_t magic[MAGIC_SIZE])
+/*
+ * A qcow2 from a source that is not a file: read at offsets when it can
+ * (HTTP ranges), else as a stream, through a temporary file.
+ */
+static int qcow2_not_a_file(struct imgdev_ctx *ctx, struct imgsrc *src)
 {
-	size_t n = bs->size < MAGIC_SIZE ? (size_t)bs->size : MAGIC_SIZE;
-	int rc = bytesrc_pread(bs, magic, n, 0);
-
-	return rc < 0 ? rc : (int)n;
+	if (!src->bytes->ops->pread)
+		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_PLAIN);
+	bytesrc_advise(src->bytes, 0, 0, BYTESRC_NO_STREAM);
+	return imgsrc_qcow2_init(ctx, src);
 }
 
+/*
+ * The format by the first bytes. A file's raw image is read at offsets;
+ * another source's is a stream.
+ */
 static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 {
 	uint8_t magic[MAGIC_SIZE] = { 0 };
-	int n = read_magic(src->bytes, magic);
+	ssize_t n = bytesrc_peek(src->bytes, magic, MAGIC_SIZE);
+	bool file = src->bytes->fd >= 0;
 
-	/* A source that cannot be read at an offset (-ESPIPE) is the caller's to handle. */
+	/* A source's own failure (a server's) keeps its errno; a read error is the image's. */
+	if (n < 0 && src->bytes->msg[0])
+		return ctx_error(ctx, (int)-n, "%s", src->bytes->msg);
 	if (n < 0)
-		return ctx_error(ctx, n == -ESPIPE || n == -ENOMEM ? -n : ENOMEDIUM, "%s: cannot read: %s",
-				 src->name, strerror(-n));
+		return ctx_error(ctx, n == -ENOMEM ? ENOMEM : ENOMEDIUM, "%s: cannot read: %s",
+				 src->name, strerror((int)-n));
+	if (n == 0)
+		return ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", src->name);
 	switch (probe_magic(magic, (size_t)n)) {
 	case PROBED_QCOW2:
-		return imgsrc_qcow2_init(ctx, src);
+		return file ? imgsrc_qcow2_init(ctx, src) : qcow2_not_a_file(ctx, src);
 	case PROBED_GZIP:
 		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_GZIP);
 	case PROBED_XZ:
@@ -73,7 +85,8 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 	case PROBED_ZSTD:
 		return imgsrc_stream_init(ctx, src, IMGSRC_STREAM_ZSTD);
 	default:
-		return imgsrc_raw_init(ctx, src);
+		return file ? imgsrc_raw_init(ctx, src) :
+			      imgsrc_stream_init(ctx, src, IMGSRC_STREAM_PLAIN);
 	}
 }
 
@@ -91,13 +104,13 @@ int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgs
 	src->name = bytes->name;
 	if (policy)
 		src->policy = *policy;
-	if (!bytes->size_known)
-		rc = ctx_error(ctx, ENOTSUP, "%s: the image's size is not known", src->name);
-	else if (bytes->size == 0)
+	src->size_known = true;
+	src->room = UINT64_MAX;
+	if (bytes->size_known && bytes->size == 0)
 		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", src->name);
 	if (rc == 0)
 		rc = imgsrc_probe(ctx, src);
-	if (rc == 0 && src->size == 0)
+	if (rc == 0 && src->size_known && src->size == 0)
 		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image's virtual size is 0", src->name);
 	/* Without a digest, a file that is not the payload is hashed beside the chunks. */
 	src->drop_behind = !bytes->in_memory && (src->policy.hash_given || src->identity_is_payload);

@@ -43,6 +43,7 @@ enum imgsrc_stream_kind {
 	IMGSRC_STREAM_GZIP,
 	IMGSRC_STREAM_XZ,
 	IMGSRC_STREAM_ZSTD,
+	IMGSRC_STREAM_PLAIN,	/* not compressed: a source that only reads forward */
 };
 
 struct imgsrc_ops {
@@ -67,7 +68,15 @@ struct imgsrc {
 	struct bytesrc *bytes;		/* the image as given */
 	struct bytesrc *data;		/* what the format reads: bytes, or a temporary file */
 	struct imgsrc_policy policy;
-	uint64_t size;			/* payload (virtual) bytes */
+	uint64_t size;			/* payload (virtual) bytes, when size_known */
+	/*
+	 * False for a stream from a source that cannot start over (standard
+	 * input, a URL), compressed or of unknown length: its chunks say where
+	 * the payload ends (chunk->end), and size is 0.
+	 */
+	bool size_known;
+	/* The payload bytes the device has room for: more is an error (-ENOSPC). */
+	uint64_t room;
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
 	/*

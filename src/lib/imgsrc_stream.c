@@ -1,13 +1,17 @@
 /*
- * Compressed images: gzip, xz and zstd streams holding a raw image, or a
- * qcow2 image, read from the byte source in order (its read and rewind; its
- * pread only for the xz index, its file only to map the zstd frame headers,
- * each skipped when the source has none). A stream only reads forward, so
- * chunks are decompressed one after another, in order (xz with liblzma's
- * threaded decoder); hashing and writing still run in parallel behind. The
- * payload size must be known before anything is written: xz keeps it in its
- * index, zstd usually in its frame headers, and gzip (or a zstd frame
- * without it) takes a counting pass. A qcow2 inside a stream is first
+ * Images read as streams: gzip, xz and zstd streams holding a raw image, or
+ * a qcow2 image, and plain (uncompressed) streams from a source that only
+ * reads forward (standard input, a URL), read from the byte source in order
+ * (its read and rewind; its pread only for the xz index, its file only to
+ * map the zstd frame headers, each skipped when the source has none). A
+ * stream only reads forward, so chunks are decompressed one after another,
+ * in order (xz with liblzma's threaded decoder); hashing and writing still
+ * run in parallel behind. From a file, the payload size is known before
+ * anything is written: xz keeps it in its index, zstd usually in its frame
+ * headers, and gzip (or a zstd frame without it) takes a counting pass. From
+ * a source that cannot start over it is not (size_known false): the chunks
+ * say where the payload ends, and one that reaches the room on the device
+ * with more to come is an error. A qcow2 inside a stream is first
  * decompressed to an unlinked temporary file in $TMPDIR (default /var/tmp),
  * bounded by the free space there, which then is the qcow2's byte source.
  */
@@ -48,6 +52,12 @@ struct stream {
 	ZSTD_inBuffer zin;
 	uint64_t pos;			/* payload bytes produced so far */
 	bool ended;			/* the decoder said the stream ended */
+	bool member_ended;		/* gzip: a member ended, another may follow */
+	bool payload_ended;		/* of unknown size: a chunk said it ended */
+	int src_err;			/* how the byte source failed, or 0 */
+	/* Decoded at setup from a source that cannot start over: handed out first. */
+	uint8_t held[8];
+	size_t held_len, held_pos;
 	/* Handing chunks out in order to the workers. */
 	pthread_mutex_t lock;
 	pthread_cond_t turn;
@@ -56,19 +66,27 @@ struct stream {
 
 static const char *kind_name(enum imgsrc_stream_kind k)
 {
-	return k == IMGSRC_STREAM_GZIP ? "gzip" : k == IMGSRC_STREAM_XZ ? "xz" : "zstd";
+	return k == IMGSRC_STREAM_GZIP ? "gzip" : k == IMGSRC_STREAM_XZ ? "xz" :
+	       k == IMGSRC_STREAM_ZSTD ? "zstd" : "none";
 }
 
-/* (Re)start decoding from the beginning of the file; 0 or -errno. */
+/*
+ * (Re)start decoding from the beginning of the file; 0 or -errno. Only a
+ * file starts over; another source only before its first byte is read.
+ */
 static int stream_reset(struct stream *s)
 {
-	int rc = bytesrc_rewind(s->bytes);
+	int rc = s->bytes->fd >= 0 ? bytesrc_rewind(s->bytes) :
+		 s->file_pos == 0 && s->held_len == 0 ? 0 : -ESPIPE;
 
 	if (rc < 0)
 		return rc;
 	s->file_pos = 0;
 	s->pos = 0;
-	s->ended = false;
+	s->ended = s->member_ended = s->payload_ended = false;
+	s->held_len = s->held_pos = 0;
+	if (s->kind == IMGSRC_STREAM_PLAIN)
+		return 0;
 	if (s->kind == IMGSRC_STREAM_GZIP) {
 		if (s->z_ready)
 			inflateEnd(&s->z);
@@ -101,6 +119,8 @@ static ssize_t refill(struct stream *s)
 
 	if (n > 0)
 		s->file_pos += (uint64_t)n;
+	if (n < 0)
+		s->src_err = (int)n;
 	return n;
 }
 
@@ -117,18 +137,26 @@ static int gzip_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 
 			if (n < 0)
 				return (int)n;
+			if (n == 0 && s->member_ended) {
+				s->ended = true;	/* the last member ended with the file */
+				break;
+			}
 			if (n == 0)
 				return -EPIPE;	/* the file ends inside the stream */
 			s->z.next_in = s->in;
 			s->z.avail_in = (uInt)n;
 		}
+		if (s->member_ended) {
+			if (inflateReset(&s->z) != Z_OK)
+				return -EINVAL;
+			s->member_ended = false;
+		}
 		rc = inflate(&s->z, Z_NO_FLUSH);
 		if (rc == Z_STREAM_END) {
 			/* Another member may follow. */
+			s->member_ended = true;
 			if (!s->z.avail_in && s->file_pos == s->file_size)
 				s->ended = true;
-			else if (inflateReset(&s->z) != Z_OK)
-				return -EINVAL;
 		} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
 			return -EINVAL;
 		}
@@ -201,13 +229,49 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 	return 0;
 }
 
-static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+/* A plain stream: the bytes as they come, until len or the end. */
+static int plain_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len && !s->ended) {
+		ssize_t n = bytesrc_read(s->bytes, out + *got, len - *got);
+
+		if (n < 0) {
+			s->src_err = (int)n;
+			return (int)n;
+		}
+		s->ended = n == 0;
+		s->file_pos += (uint64_t)n;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+static int decode_more(struct stream *s, uint8_t *out, size_t len, size_t *got)
 {
 	if (s->kind == IMGSRC_STREAM_GZIP)
 		return gzip_decode(s, out, len, got);
 	if (s->kind == IMGSRC_STREAM_XZ)
 		return xz_decode(s, out, len, got);
-	return zstd_decode(s, out, len, got);
+	if (s->kind == IMGSRC_STREAM_ZSTD)
+		return zstd_decode(s, out, len, got);
+	return plain_decode(s, out, len, got);
+}
+
+/* The next len payload bytes (fewer only at the end): the held ones first. */
+static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
+{
+	size_t held = s->held_len - s->held_pos, more = 0;
+	int rc = 0;
+
+	if (held > len)
+		held = len;
+	memcpy(out, s->held + s->held_pos, held);
+	s->held_pos += held;
+	if (held < len)
+		rc = decode_more(s, out + held, len - held, &more);
+	*got = held + more;
+	return rc;
 }
 
 static const char *decode_error(int rc)
@@ -324,6 +388,48 @@ static int stream_check_end(struct stream *s)
 	return rc;
 }
 
+/* How a chunk's read failed, in words: the byte source's, or the decoder's. */
+static int chunk_failed(struct imgsrc *src, struct stream *s, struct chunk *c, int rc,
+			uint64_t at)
+{
+	if (rc == -ENOSPC)
+		return chunk_error(c, rc, "%s: the image is larger than the device: it holds more "
+				   "than the %llu bytes of room there", src->name,
+				   (unsigned long long)src->room);
+	if (s->src_err)
+		return chunk_error(c, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));
+	return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)",
+			   src->name, kind_name(s->kind), decode_error(rc), (unsigned long long)at);
+}
+
+/*
+ * Decode chunk c, whose turn it is. Of a known size, it must be all there,
+ * and the stream must end with the last. Of an unknown size, a short one
+ * ends the payload, and one that reaches the room must be the last.
+ */
+static int stream_fill(struct imgsrc *src, struct stream *s, struct chunk *c, size_t *got)
+{
+	int rc = stream_decode(s, c->buf, c->len, got);
+
+	if (rc < 0)
+		return rc;
+	if (!src->size_known) {
+		if (*got < c->len) {
+			c->len = (uint32_t)*got;
+			c->end = true;
+			s->payload_ended = true;
+		} else if (c->off + *got >= src->room) {
+			rc = stream_check_end(s);
+		}
+		return rc == -E2BIG ? -ENOSPC : rc;
+	}
+	if (*got < c->len)
+		return -EPIPE;
+	if (c->off + *got == src->size)
+		rc = stream_check_end(s);
+	return rc;
+}
+
 static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 {
 	struct stream *s = src->priv;
@@ -331,31 +437,29 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
-	while (!s->failed && s->pos != c->off && c->off != 0)
+	while (!s->failed && !s->payload_ended && s->pos != c->off && c->off != 0)
 		pthread_cond_wait(&s->turn, &s->lock);
 	if (s->failed) {
 		pthread_mutex_unlock(&s->lock);
 		return chunk_error(c, ECANCELED, "%s: stopped after an earlier error", src->name);
 	}
+	if (s->payload_ended) {	/* a chunk past the end */
+		pthread_mutex_unlock(&s->lock);
+		c->len = 0;
+		c->end = true;
+		return 0;
+	}
 	if (c->off == 0 && s->pos != 0)
 		rc = stream_reset(s);
 	if (rc == 0)
-		rc = stream_decode(s, c->buf, c->len, &got);
-	if (rc == 0 && got < c->len)
-		rc = -EPIPE;
-	if (rc == 0 && c->off + got == src->size)
-		rc = stream_check_end(s);
+		rc = stream_fill(src, s, c, &got);
 	if (rc < 0)
 		s->failed = true;
 	else
 		s->pos += got;
 	pthread_cond_broadcast(&s->turn);
 	pthread_mutex_unlock(&s->lock);
-	if (rc < 0)
-		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)", src->name,
-				   kind_name(s->kind), decode_error(rc),
-				   (unsigned long long)(c->off + got));
-	return 0;
+	return rc < 0 ? chunk_failed(src, s, c, rc, c->off + got) : 0;
 }
 
 static void stream_free(struct stream *s)
@@ -384,21 +488,26 @@ static const struct imgsrc_ops stream_ops = {
 	.close = stream_close,
 };
 
-/* Decompress the whole stream into an unlinked temporary file; its fd or -errno. */
-static int inflate_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, struct stream *s,
-			      uint8_t *buf, size_t len)
+/*
+ * Decode the rest of the stream (from where setup left it) into an unlinked
+ * temporary file; its fd or -errno.
+ */
+static int stream_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, struct stream *s,
+			     uint8_t *buf, size_t len)
 {
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
 	struct statvfs vfs;
 	uint64_t room, off = 0;
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), rc;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), rc = 0;
 
 	if (fd < 0)
-		return ctx_error(ctx, errno, "%s: cannot make a temporary file for the qcow2 inside %s: %s",
+		return ctx_error(ctx, errno, "%s: cannot make a temporary file for the qcow2 %s: %s",
 				 dir, src->name, strerror(errno));
+	ctx_log(ctx, LOGP_INFO, "%s: a qcow2 image %s: read through a temporary file in %s",
+		src->name, s->kind == IMGSRC_STREAM_PLAIN ? "read as a stream" : "inside a stream",
+		dir);
 	room = fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
 	room = room > TMP_MARGIN ? room - TMP_MARGIN : 0;
-	rc = stream_reset(s);
 	while (rc == 0 && !s->ended) {
 		size_t got = 0;
 
@@ -413,14 +522,31 @@ static int inflate_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, 
 		rc = -errno;
 	if (rc < 0) {
 		close(fd);
+		if (s->src_err)
+			return ctx_error(ctx, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));
 		return ctx_error(ctx, rc == -EFBIG || rc == -ENOMEM ? rc : -ENOMEDIUM,
-				 "%s: decompressing the qcow2 image to %s: %s", src->name, dir,
+				 "%s: copying the qcow2 image to %s: %s", src->name, dir,
 				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)" :
 						decode_error(rc));
 	}
 	return fd;
 }
 
+/* A failure at setup: the byte source's words, or the decoder's. */
+static int setup_failed(struct imgdev_ctx *ctx, const struct imgsrc *src, struct stream *s, int rc)
+{
+	if (s->src_err)
+		return ctx_error(ctx, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));
+	return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->name,
+			 kind_name(s->kind), decode_error(rc));
+}
+
+/*
+ * The first payload bytes decide: a qcow2 goes to a temporary file (1: the
+ * caller opens it); a raw payload's size is found, from a file, and the
+ * stream starts over; from another source it is not (unless a plain stream
+ * of a known length), and the bytes decoded are handed out first.
+ */
 static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s,
 			uint8_t *scratch)
 {
@@ -428,22 +554,26 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 	int rc = stream_reset(s);
 
 	if (rc == 0)
-		rc = stream_decode(s, scratch, 4, &got);
+		rc = stream_decode(s, s->held, 4, &got);
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->name,
-				 kind_name(s->kind), decode_error(rc));
-	if (qcow2_probe(scratch, got)) {
-		int fd = inflate_to_tmpfile(ctx, src, s, scratch, CHUNK_SIZE);
+		return setup_failed(ctx, src, s, rc);
+	s->held_len = got;
+	if (qcow2_probe(s->held, got)) {
+		int fd = stream_to_tmpfile(ctx, src, s, scratch, CHUNK_SIZE);
 
 		if (fd < 0)
 			return fd;
 		rc = bytesrc_from_fd(ctx, fd, src->name, &src->data);
 		return rc < 0 ? rc : 1;	/* a qcow2: the caller opens it */
 	}
+	if (s->bytes->fd < 0) {
+		src->size_known = s->kind == IMGSRC_STREAM_PLAIN && s->bytes->size_known;
+		src->size = src->size_known ? s->bytes->size : 0;
+		return 0;
+	}
 	rc = stream_size(s, scratch, CHUNK_SIZE, &src->size);
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s", src->name,
-				 kind_name(s->kind), decode_error(rc));
+		return setup_failed(ctx, src, s, rc);
 	return stream_reset(s) < 0 ? ctx_error(ctx, ENOMEM, "out of memory") : 0;
 }
 
@@ -462,17 +592,19 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_s
 	pthread_cond_init(&s->turn, NULL);
 	s->kind = kind;
 	s->bytes = src->bytes;
-	s->file_size = src->bytes->size;
+	s->file_size = src->bytes->size_known ? src->bytes->size : UINT64_MAX;
 	src->priv = s;
 	src->ops = &stream_ops;
 	src->format = "raw";
 	src->compression = kind_name(s->kind);
-	src->identity_is_payload = false;
+	src->identity_is_payload = kind == IMGSRC_STREAM_PLAIN;
+	src->size_known = true;
 	rc = stream_setup(ctx, src, s, scratch);
 	free(scratch);
 	if (rc == 1) {	/* qcow2 inside: from here on it is a qcow2 source */
 		stream_close(src);
 		src->ops = NULL;
+		src->size_known = true;
 		rc = imgsrc_qcow2_init(ctx, src);
 		src->compression = kind_name(kind);
 	}

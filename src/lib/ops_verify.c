@@ -67,7 +67,7 @@ static int verify_payload(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 	int rc;
 
 	bdev_io_open(&reader.io, bd, O_RDONLY);
-	rc = pipeline_run(ctx, &job, res->content_hash);
+	rc = pipeline_run(ctx, &job, res->content_hash, NULL);
 	if (rc == 0 && memcmp(res->content_hash, h->rec.content_hash, IMGDEV_HASH_SIZE) != 0) {
 		imgdev_format_hash(h->rec.content_hash, want);
 		imgdev_format_hash(res->content_hash, got);

@@ -38,7 +38,8 @@ struct pipeline {
 	pthread_cond_t changed;
 	struct chunk *slots;
 	unsigned int nslots;
-	uint64_t nchunks;
+	uint64_t nchunks;	/* lowered when a chunk says the payload ends there */
+	uint64_t size;		/* the payload's bytes, likewise */
 	uint64_t next_claim;
 	uint64_t next_fold;
 	bool stop;		/* no more claims: the run failed or is over */
@@ -219,7 +220,7 @@ static struct chunk *claim(struct pipeline *pl, const struct carry *k)
 	    pl->next_claim < pl->next_fold + pl->nslots &&
 	    (wait || pl->next_fold < k->chunks[0]->index)) {
 		uint64_t i = pl->next_claim++;
-		uint64_t left = pl->job->size - i * CHUNK_SIZE;
+		uint64_t left = pl->size - i * CHUNK_SIZE;
 
 		c = &pl->slots[i % pl->nslots];
 		chunk_reset(c, i * CHUNK_SIZE, left < CHUNK_SIZE ? (uint32_t)left : CHUNK_SIZE);
@@ -246,12 +247,37 @@ static void step_locked(struct pipeline *pl, struct chunk *c, int rc, int state)
 	settle_locked(pl, c);
 }
 
-/* The chunk is filled (0), to be written, or it failed. */
-static void filled(struct pipeline *pl, struct chunk *c, int rc)
+/*
+ * Under the lock: a chunk that says the payload ends with it ends the run
+ * there; one past that end (claimed before it was known) is done, unused.
+ * Whether the chunk still belongs to the payload.
+ */
+static bool payload_end_locked(struct pipeline *pl, struct chunk *c)
 {
+	if (c->end && c->index < pl->nchunks) {
+		pl->nchunks = c->len ? c->index + 1 : c->index;
+		pl->size = c->off + c->len;
+	}
+	return c->index < pl->nchunks;
+}
+
+/*
+ * The chunk is filled (0), to be written, or it failed. One past the
+ * payload's end, or empty, is done at once. Whether it is to be hashed.
+ */
+static bool filled(struct pipeline *pl, struct chunk *c, int rc)
+{
+	bool used;
+
 	pthread_mutex_lock(&pl->lock);
-	step_locked(pl, c, rc, pl->job->write_fn ? SLOT_FILLED : SLOT_WRITTEN);
+	used = rc < 0 || payload_end_locked(pl, c);
+	if (used && (rc < 0 || c->len))
+		step_locked(pl, c, rc, pl->job->write_fn ? SLOT_FILLED : SLOT_WRITTEN);
+	else
+		c->state = SLOT_FREE, c->hashed = true;
+	pthread_cond_broadcast(&pl->changed);
 	pthread_mutex_unlock(&pl->lock);
+	return rc == 0 && used && c->len;
 }
 
 /*
@@ -277,8 +303,7 @@ static void *worker(void *arg)
 		rc = pl->job->read_fn(pl->job->arg, c);
 		if (rc == 0)
 			rc = chunk_classify(pl, c);
-		filled(pl, c, rc);
-		if (rc == 0)
+		if (filled(pl, c, rc))
 			chunk_hash(pl, c, &k);
 	}
 	return NULL;
@@ -377,14 +402,18 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *
 {
 	const struct pipeline_job *job = pl->job;
 
-	for (uint64_t i = 0; i < pl->nchunks; i++) {
+	for (uint64_t i = 0;; i++) {
 		struct chunk *c = &pl->slots[i % pl->nslots];
 		uint64_t done;
 		int err, hash_err;
 
 		pthread_mutex_lock(&pl->lock);
-		while (!(c->state == SLOT_DONE && c->index == i))
+		while (i < pl->nchunks && !(c->state == SLOT_DONE && c->index == i))
 			pthread_cond_wait(&pl->changed, &pl->lock);
+		if (i >= pl->nchunks) {
+			pthread_mutex_unlock(&pl->lock);
+			return 0;
+		}
 		err = c->err;
 		hash_err = c->hash_err;
 		pthread_mutex_unlock(&pl->lock);
@@ -407,9 +436,8 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *
 		pthread_cond_broadcast(&pl->changed);
 		pthread_mutex_unlock(&pl->lock);
 		if (job->progress)
-			job->progress(job->progress_arg, done, job->size);
+			job->progress(job->progress_arg, done, job->size_unknown ? 0 : job->size);
 	}
-	return 0;
 }
 
 /*
@@ -447,7 +475,8 @@ static int pipeline_setup(struct pipeline *pl, struct imgdev_ctx *ctx, unsigned 
 	pthread_mutex_init(&pl->lock, NULL);
 	pthread_cond_init(&pl->changed, NULL);
 	pl->nslots = 2 * nthreads > MAX_SLOTS ? MAX_SLOTS : 2 * nthreads;
-	pl->nchunks = (pl->job->size + CHUNK_SIZE - 1) / CHUNK_SIZE;
+	pl->size = pl->job->size;
+	pl->nchunks = (pl->size + CHUNK_SIZE - 1) / CHUNK_SIZE;
 	pl->slots = calloc(pl->nslots, sizeof(*pl->slots));
 	if (!pl->slots)
 		return -ENOMEM;
@@ -484,7 +513,7 @@ static int start_threads(struct imgdev_ctx *ctx, struct pipeline *pl, pthread_t 
 }
 
 int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
-		 uint8_t content_hash[IMGDEV_HASH_SIZE])
+		 uint8_t content_hash[IMGDEV_HASH_SIZE], uint64_t *size)
 {
 	struct pipeline pl = { .job = job };
 	unsigned int nworkers = worker_count(job), nwriters = job->write_fn ? WRITERS : 0;
@@ -513,6 +542,8 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 		pthread_join(threads[i], NULL);
 	if (rc == 0)
 		sha256_final(content, content_hash);
+	if (rc == 0 && size)
+		*size = pl.size;
 out:
 	sha256_free(content);
 	pipeline_teardown(&pl);

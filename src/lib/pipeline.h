@@ -27,6 +27,11 @@ struct chunk {
 	uint64_t off;		/* within the payload */
 	uint32_t len;
 	bool all_zero;		/* read_fn: the whole chunk is zeros, buf untouched */
+	/*
+	 * read_fn, for a payload of unknown size: it ends with this chunk,
+	 * whose len read_fn shortened to what there was (0 past the end).
+	 */
+	bool end;
 	uint8_t *buf;		/* CHUNK_SIZE + CHUNK_PAD, BUF_ALIGN-aligned */
 	/*
 	 * Where the chunk's bytes are: buf, or a read-only mapping of the
@@ -61,7 +66,13 @@ typedef int (*chunk_fn)(void *arg, struct chunk *c);
 typedef void (*progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 struct pipeline_job {
-	uint64_t size;			/* payload bytes */
+	/*
+	 * Payload bytes; with size_unknown, at most this many: read_fn then
+	 * says where the payload ends (chunk->end), and the run's size is
+	 * what it was.
+	 */
+	uint64_t size;
+	bool size_unknown;
 	unsigned int workers;		/* filling and hashing; 0: from the CPUs (worker_count) */
 	chunk_fn read_fn;
 	chunk_fn write_fn;		/* NULL to only hash */
@@ -78,12 +89,13 @@ struct pipeline_job {
 
 /*
  * Run the job. On success fills content_hash (SHA-256 over the block
- * digests, in order) and returns 0; else returns the first chunk error
- * (the message is in ctx): no chunk is claimed after a failure, though the
- * chunks already filled are still written.
+ * digests, in order) and *size (the payload's bytes; NULL allowed) and
+ * returns 0; else returns the first chunk error (the message is in ctx):
+ * no chunk is claimed after a failure, though the chunks already filled
+ * are still written.
  */
 int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
-		 uint8_t content_hash[IMGDEV_HASH_SIZE]);
+		 uint8_t content_hash[IMGDEV_HASH_SIZE], uint64_t *size);
 
 /* Record an error message in the chunk (not the shared context); returns -err. */
 int chunk_error(struct chunk *c, int err, const char *fmt, ...)

@@ -85,7 +85,7 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 	int rc = identity_start(ctx, id), hrc;
 
 	if (rc == 0)
-		rc = pipeline_run(ctx, &job, rec->content_hash);
+		rc = pipeline_run(ctx, &job, rec->content_hash, NULL);
 	if (rc == 0)
 		rc = payload_sink_flush_zeros(ctx, &cp->sink);
 	hrc = identity_finish(ctx, id);

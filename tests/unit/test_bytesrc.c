@@ -3,10 +3,13 @@
  * a source kept in memory (no file descriptor, as an HTTP body would be)
  * carries a raw image and a gzip stream of one, and the formats read the
  * same payload from it as from the bytes themselves; a pure stream (no
- * pread) is refused cleanly; and the file source reads in order, rewinds,
- * and notices a file that changed after it was opened.
+ * pread, no length), and a real pipe, are read as a stream to their end,
+ * raw or compressed, and one that outgrows the room is an error at the
+ * room; and the file source reads in order, rewinds, and notices a file
+ * that changed after it was opened.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +62,15 @@ static int mem_rewind(struct bytesrc *bs)
 	return 0;
 }
 
+static ssize_t mem_peek(struct bytesrc *bs, void *buf, size_t len)
+{
+	struct mem *m = bs->priv;
+	size_t n = m->size < len ? m->size : len;
+
+	memcpy(buf, m->bytes, n);
+	return (ssize_t)n;
+}
+
 static void mem_close(struct bytesrc *bs)
 {
 	struct mem *m = bs->priv;
@@ -71,7 +83,7 @@ static const struct bytesrc_ops mem_ops = {
 	.pread = mem_pread, .read = mem_read, .rewind = mem_rewind, .close = mem_close,
 };
 static const struct bytesrc_ops stream_only_ops = {
-	.read = mem_read, .rewind = mem_rewind, .close = mem_close,
+	.read = mem_read, .peek = mem_peek, .close = mem_close,
 };
 
 /* A byte source over a copy of bytes, with ops. */
@@ -124,21 +136,34 @@ static uint8_t *gzip_of(const uint8_t *in, size_t len, size_t *out_len)
 	return out;
 }
 
-/* Read every chunk of src and compare with want. */
+/*
+ * Read every chunk of src and compare with want: to its size, or, of an
+ * unknown size, until a chunk says the payload ends.
+ */
 static void expect_payload(struct imgsrc *src, const uint8_t *want, size_t size)
 {
 	struct chunk *c = calloc(1, sizeof(*c));
 	uint8_t *got = malloc(CHUNK_SIZE);
+	bool ended = false;
 
 	assert_non_null(c);
 	assert_non_null(got);
 	assert_int_equal(posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD), 0);
-	assert_int_equal(src->size, size);
-	for (uint64_t off = 0; off < size; off += CHUNK_SIZE) {
-		uint32_t len = size - off < CHUNK_SIZE ? (uint32_t)(size - off) : CHUNK_SIZE;
+	if (src->size_known)
+		assert_int_equal(src->size, size);
+	for (uint64_t off = 0; src->size_known ? off < size : !ended; off += CHUNK_SIZE) {
+		uint32_t len = CHUNK_SIZE;
 
+		if (src->size_known && size - off < CHUNK_SIZE)
+			len = (uint32_t)(size - off);
 		chunk_reset(c, off, len);
 		assert_int_equal(imgsrc_read_chunk(src, c), 0);
+		if (!src->size_known) {
+			ended = c->end;
+			len = c->len;
+			assert_true(off + len <= size);
+			assert_true(ended == (off + len == size));
+		}
 		for (uint32_t b = 0; b < len; b += CONTENT_BLOCK_SIZE) {
 			uint32_t n = len - b < CONTENT_BLOCK_SIZE ? len - b : CONTENT_BLOCK_SIZE;
 			bool zero = c->all_zero || c->zero[b / CONTENT_BLOCK_SIZE];
@@ -157,20 +182,26 @@ static void expect_payload(struct imgsrc *src, const uint8_t *want, size_t size)
  * Open bytes from memory as an image and check that it is a raw payload
  * compressed as named, read back as the image.
  */
-static void expect_image(const uint8_t *bytes, size_t len, const struct imgsrc_policy *policy,
-			 const char *compression, const uint8_t *image)
+static void expect_image_over(struct bytesrc *bs, const struct imgsrc_policy *policy,
+			      const char *compression, const uint8_t *image)
 {
 	struct imgdev_ctx *ctx;
 	struct imgsrc *src;
 
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(imgsrc_open(ctx, mem_source(bytes, len, &mem_ops), policy, &src), 0);
+	assert_int_equal(imgsrc_open(ctx, bs, policy, &src), 0);
 	assert_string_equal(src->format, "raw");
 	assert_string_equal(src->compression, compression);
 	assert_int_equal(src->identity_is_payload, strcmp(compression, "none") == 0);
 	expect_payload(src, image, IMAGE_SIZE);
 	imgsrc_close(src);
 	imgdev_ctx_free(ctx);
+}
+
+static void expect_image(const uint8_t *bytes, size_t len, const struct imgsrc_policy *policy,
+			 const char *compression, const uint8_t *image)
+{
+	expect_image_over(mem_source(bytes, len, &mem_ops), policy, compression, image);
 }
 
 static void test_raw_over_memory(void **state)
@@ -195,19 +226,120 @@ static void test_gzip_over_memory(void **state)
 	free(img);
 }
 
-static void test_stream_without_pread_is_refused(void **state)
+/* A source that only reads forward, of no known length. */
+static struct bytesrc *stream_source(const uint8_t *bytes, size_t size)
 {
-	uint8_t *img = make_image();
-	struct imgdev_ctx *ctx;
-	struct imgsrc *src = NULL;
+	struct bytesrc *bs = mem_source(bytes, size, &stream_only_ops);
+
+	bs->size_known = false;
+	bs->size = 0;
+	return bs;
+}
+
+static void test_stream_without_pread_is_read(void **state)
+{
+	uint8_t *img = make_image(), *gz;
+	size_t gz_len;
 
 	(void)state;
+	expect_image_over(stream_source(img, IMAGE_SIZE), NULL, "none", img);
+	gz = gzip_of(img, IMAGE_SIZE, &gz_len);
+	expect_image_over(stream_source(gz, gz_len), NULL, "gzip", img);
+	free(gz);
+	free(img);
+}
+
+struct pipe_feed {
+	int fd;
+	const uint8_t *bytes;
+	size_t len;
+};
+
+static void *feed_pipe(void *arg)
+{
+	struct pipe_feed *f = arg;
+
+	/* In odd pieces, as a pipe delivers them. */
+	for (size_t off = 0; off < f->len;) {
+		size_t n = f->len - off < 77777 ? f->len - off : 77777;
+		ssize_t w = write(f->fd, f->bytes + off, n);
+
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	close(f->fd);
+	return NULL;
+}
+
+/* bytes through a real pipe (bytesrc_open_pipe), read as an image. */
+static void expect_image_through_pipe(const uint8_t *bytes, size_t len, const char *compression,
+				      const uint8_t *image)
+{
+	struct imgdev_ctx *ctx;
+	struct bytesrc *bs;
+	struct pipe_feed f = { .bytes = bytes, .len = len };
+	pthread_t t;
+	int fds[2];
+
+	assert_int_equal(pipe(fds), 0);
+	f.fd = fds[1];
+	assert_int_equal(pthread_create(&t, NULL, feed_pipe, &f), 0);
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(imgsrc_open(ctx, mem_source(img, IMAGE_SIZE, &stream_only_ops), NULL, &src),
-			 -ESPIPE);
-	assert_null(src);
-	assert_non_null(strstr(imgdev_ctx_last_error(ctx), "mem:image"));
+	assert_int_equal(bytesrc_open_pipe(ctx, fds[0], "-", &bs), 0);
+	assert_int_equal(bs->fd, -1);
+	assert_false(bs->size_known);
+	expect_image_over(bs, NULL, compression, image);
+	pthread_join(t, NULL);
+	close(fds[0]);
 	imgdev_ctx_free(ctx);
+}
+
+static void test_pipe_is_read_as_a_stream(void **state)
+{
+	uint8_t *img = make_image(), *gz;
+	size_t gz_len;
+
+	(void)state;
+	expect_image_through_pipe(img, IMAGE_SIZE, "none", img);
+	gz = gzip_of(img, IMAGE_SIZE, &gz_len);
+	expect_image_through_pipe(gz, gz_len, "gzip", img);
+	free(gz);
+	free(img);
+}
+
+/* A stream of unknown size that reaches the room with more to come: -ENOSPC there. */
+static void test_stream_outgrowing_the_room_fails_there(void **state)
+{
+	uint8_t *img = make_image(), *gz;
+	struct chunk *c = calloc(1, sizeof(*c));
+	struct imgdev_ctx *ctx;
+	struct imgsrc *src;
+	size_t gz_len;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(posix_memalign((void **)&c->buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD), 0);
+	gz = gzip_of(img, IMAGE_SIZE, &gz_len);
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(imgsrc_open(ctx, stream_source(gz, gz_len), NULL, &src), 0);
+	assert_false(src->size_known);
+	src->room = CHUNK_SIZE;
+	chunk_reset(c, 0, CHUNK_SIZE);
+	assert_int_equal(imgsrc_read_chunk(src, c), -ENOSPC);
+	assert_non_null(strstr(c->msg, "larger than the device"));
+	imgsrc_close(src);
+	/* Exactly the room: fine, and the next chunk ends it. */
+	assert_int_equal(imgsrc_open(ctx, stream_source(img, CHUNK_SIZE), NULL, &src), 0);
+	src->room = CHUNK_SIZE;
+	chunk_reset(c, 0, CHUNK_SIZE);
+	assert_int_equal(imgsrc_read_chunk(src, c), 0);
+	assert_true(c->len == CHUNK_SIZE);
+	imgsrc_close(src);
+	imgdev_ctx_free(ctx);
+	free(c->buf);
+	free(c);
+	free(gz);
 	free(img);
 }
 
@@ -251,7 +383,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_raw_over_memory),
 		cmocka_unit_test(test_gzip_over_memory),
-		cmocka_unit_test(test_stream_without_pread_is_refused),
+		cmocka_unit_test(test_stream_without_pread_is_read),
+		cmocka_unit_test(test_pipe_is_read_as_a_stream),
+		cmocka_unit_test(test_stream_outgrowing_the_room_fails_there),
 		cmocka_unit_test(test_file_reads_rewinds_and_sees_change),
 	};
 

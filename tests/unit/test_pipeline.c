@@ -7,6 +7,9 @@
  * first failing chunk's message is reported, a read's or a write's; blocks
  * carried from one chunk to the next hash right, also with every slot full;
  * a run hashes with its context's choice: measured, or IMGDEV_SHA256_IMPL's.
+ * A payload of unknown size ends where the source says (chunk->end), also
+ * exactly at a chunk's end and on a chunk claimed past it, and hashes as
+ * one of that size.
  * Chunks mapped from a sparse
  * file (chunk_map.c) hash like copied ones, are unmapped before they are
  * released, and a range past the file's end is an error, not SIGBUS.
@@ -160,7 +163,7 @@ static void run_and_check(struct pipeline_job *job, const uint8_t *data)
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
 	job->identity = sha256_new();
 	assert_non_null(job->identity);
-	assert_int_equal(pipeline_run(ctx, job, got), 0);
+	assert_int_equal(pipeline_run(ctx, job, got, NULL), 0);
 	sha256_final(job->identity, id_got);
 	reference_hash(data, job->size, want);
 	assert_memory_equal(got, want, 32);
@@ -197,6 +200,57 @@ static void test_hash_matches_definition(void **state)
 	run_case(9 * (uint64_t)CHUNK_SIZE, 2);
 	run_case(4 * CONTENT_BLOCK_SIZE + 1, 2);
 	run_case(4 * CONTENT_BLOCK_SIZE, 8);
+}
+
+/* Like mem_read, for a stream of unknown size: the chunk that reaches m->size ends it. */
+static int stream_read(void *arg, struct chunk *c)
+{
+	struct memsrc *m = arg;
+
+	if (c->off >= m->size) {
+		c->len = 0;
+		c->end = true;
+		return 0;
+	}
+	/* A full chunk that ends at the end does not know it: the next, empty, says so. */
+	if (c->off + c->len >= m->size) {
+		c->len = (uint32_t)(m->size - c->off);
+		c->end = c->len < CHUNK_SIZE;
+	}
+	return mem_read(arg, c);
+}
+
+static void run_unknown_size(uint64_t size, uint64_t limit, unsigned int workers)
+{
+	uint8_t *data = make_payload(size), got[32], want[32];
+	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
+	struct progress_seen seen = { .in_order = true };
+	struct pipeline_job job = { .size = limit, .size_unknown = true, .workers = workers,
+				    .read_fn = stream_read, .write_fn = mem_write, .arg = &m,
+				    .progress = record_progress, .progress_arg = &seen };
+	struct imgdev_ctx *ctx;
+	uint64_t seen_size = 0;
+
+	assert_int_equal(imgdev_ctx_new(&ctx), 0);
+	assert_int_equal(pipeline_run(ctx, &job, got, &seen_size), 0);
+	reference_hash(data, size, want);
+	assert_memory_equal(got, want, 32);
+	assert_true(seen_size == size);
+	assert_true(m.bytes_seen == size);
+	assert_true(seen.total == 0 && seen.last == size);
+	imgdev_ctx_free(ctx);
+	free(data);
+}
+
+static void test_unknown_size_ends_where_the_source_says(void **state)
+{
+	(void)state;
+	run_unknown_size(3 * (uint64_t)CHUNK_SIZE + 12345, 64ull * CHUNK_SIZE, 2);
+	/* Exactly at a chunk's end: the next chunk, empty, says so. */
+	run_unknown_size(3 * (uint64_t)CHUNK_SIZE, 64ull * CHUNK_SIZE, 3);
+	run_unknown_size(CONTENT_BLOCK_SIZE + 1, 64ull * CHUNK_SIZE, 8);
+	/* Ending at the limit itself. */
+	run_unknown_size(2 * (uint64_t)CHUNK_SIZE + 100, 2 * (uint64_t)CHUNK_SIZE + 100, 2);
 }
 
 /*
@@ -244,7 +298,7 @@ static void test_ctx_chooses_the_hashing(void **state)
 		else
 			setenv(IMGDEV_SHA256_IMPL_ENV, sha256mb_name((enum sha256mb_impl)i), 1);
 		assert_int_equal(imgdev_ctx_new(&ctx), 0);
-		assert_int_equal(pipeline_run(ctx, &job, got), 0);
+		assert_int_equal(pipeline_run(ctx, &job, got, NULL), 0);
 		assert_memory_equal(got, want, 32);
 		assert_true(ctx->hash_chosen);
 		if (i < 0) {
@@ -326,7 +380,7 @@ static void run_expecting_error(struct memsrc *m, unsigned int workers, int want
 	uint8_t got[32];
 
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
-	assert_int_equal(pipeline_run(ctx, &job, got), want_rc);
+	assert_int_equal(pipeline_run(ctx, &job, got, NULL), want_rc);
 	assert_string_equal(imgdev_ctx_last_error(ctx), want_msg);
 	imgdev_ctx_free(ctx);
 }
@@ -537,6 +591,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_matches_definition),
 		cmocka_unit_test(test_ctx_chooses_the_hashing),
+		cmocka_unit_test(test_unknown_size_ends_where_the_source_says),
 		cmocka_unit_test(test_full_window_with_carried_blocks),
 		cmocka_unit_test(test_small_chunks_join_the_carry),
 		cmocka_unit_test(test_first_error_is_reported),
