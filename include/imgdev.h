@@ -104,6 +104,16 @@ const char *imgdev_ctx_last_error(const struct imgdev_ctx *ctx);
  */
 int imgdev_parse_hash(struct imgdev_ctx *ctx, const char *text,
 		      uint8_t hash[IMGDEV_HASH_SIZE]);
+/*
+ * The digest of the image at image_url, read from the checksum file at
+ * sums_url (SHA256SUMS as cloud images publish it: the line for the image
+ * URL's last path component, GNU "HEX  NAME" or BSD "SHA256 (NAME) = HEX"),
+ * fetched with the context's fetch options. 0; -ENOKEY when the file gives
+ * no digest for it (no line, a malformed one, two that disagree); or the
+ * fetch's error (as for an image: -ENOMEDIUM, -EACCES, -EREMOTEIO).
+ */
+int imgdev_digest_from_url(struct imgdev_ctx *ctx, const char *sums_url, const char *image_url,
+			   uint8_t digest[IMGDEV_HASH_SIZE]);
 /* Format a hash as "sha256:<64 hex>" into out (at least 72 bytes). */
 void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 

@@ -23,7 +23,26 @@ enum {
 	EXIT_IMAGE = 7,		/* the image is unreadable or unsupported */
 	EXIT_TOO_SMALL = 8,	/* the device is too small */
 	EXIT_PERMISSION = 9,	/* permission denied */
+	EXIT_DIGEST = 10,	/* the image received is not the one its digest names */
+	EXIT_REMOTE = 11,	/* the image's server or the network failed */
 };
+
+/* The getopt codes of the fetch options (fetch.c), shared by provision and info. */
+enum {
+	CLI_OPT_CA_FILE = 512,
+	CLI_OPT_INSECURE,
+	CLI_OPT_HEADER_FILE,
+	CLI_OPT_RETRIES,
+	CLI_OPT_TIMEOUT,
+};
+#define CLI_FETCH_OPTIONS                                                   \
+	{ "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },            \
+	{ "insecure", no_argument, NULL, CLI_OPT_INSECURE },                \
+	{ "header-file", required_argument, NULL, CLI_OPT_HEADER_FILE },    \
+	{ "retries", required_argument, NULL, CLI_OPT_RETRIES },            \
+	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT }
+#define CLI_FETCH_USAGE \
+	"[--ca-file FILE] [--insecure] [--header-file FILE] [--retries N] [--timeout SECONDS]"
 
 struct cli;
 
@@ -91,6 +110,13 @@ int cli_want_args(struct cli *cli, int argc);
 int cli_exit_status(int rc);
 /* Report the context's last error, from a call that returned rc; returns its exit status. */
 int cli_fail(struct cli *cli, int rc);
+/*
+ * A fetch option c (CLI_OPT_*) with its argument into fo: 0, an exit status
+ * after a usage error, or -1 when c is not one.
+ */
+int cli_fetch_option(struct cli *cli, int c, const char *arg, struct imgdev_fetch_opts *fo);
+/* Make fo the context's fetch options: 0, or an exit status. */
+int cli_fetch_apply(struct cli *cli, const struct imgdev_fetch_opts *fo);
 /* The table of exit statuses, for imgdev --help. */
 void cli_print_exit_statuses(FILE *out);
 /*

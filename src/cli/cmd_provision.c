@@ -2,6 +2,7 @@
  * The provision and verify commands: option parsing, progress wiring, and
  * their text and JSON results.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -15,7 +16,7 @@
 #include "cli.h"
 
 enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE,
-       OPT_BACKEND, OPT_NO_MMAP };
+       OPT_BACKEND, OPT_NO_MMAP, OPT_DIGEST_URL };
 
 static const struct option provision_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -27,12 +28,16 @@ static const struct option provision_opts[] = {
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "no-mmap", no_argument, NULL, OPT_NO_MMAP },
+	{ "digest-url", required_argument, NULL, OPT_DIGEST_URL },
+	CLI_FETCH_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
 
 struct provision_args {
 	struct imgdev_provision_opts opts;
+	struct imgdev_fetch_opts fetch;
+	const char *digest_url;
 	enum progress_mode progress;
 	bool json;
 };
@@ -76,8 +81,31 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 			return cli_usage_error(cli, "--digest: %s", imgdev_ctx_last_error(cli->ctx));
 		a->opts.has_digest = true;
 		return 0;
-	default: return cli_option_error(cli, c, argv);
+	case OPT_DIGEST_URL: a->digest_url = optarg; return 0;
+	default: {
+		int rc = cli_fetch_option(cli, c, optarg, &a->fetch);
+
+		return rc >= 0 ? rc : cli_option_error(cli, c, argv);
 	}
+	}
+}
+
+/*
+ * After the options: the fetch options in the context, and the digest a
+ * --digest-url gives for the image (before anything else is done).
+ */
+static int provision_prepare(struct cli *cli, struct provision_args *a, const char *image)
+{
+	int rc = cli_fetch_apply(cli, &a->fetch);
+
+	if (rc || !a->digest_url)
+		return rc;
+	if (a->opts.has_digest)
+		return cli_usage_error(cli, "--digest and --digest-url: give one of them");
+	if (imgdev_digest_from_url(cli->ctx, a->digest_url, image, a->opts.digest) < 0)
+		return cli_fail(cli, -ENOKEY);
+	a->opts.has_digest = true;
+	return 0;
 }
 
 /*
@@ -141,7 +169,8 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
-	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT };
+	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT,
+				    .fetch = IMGDEV_FETCH_OPTS_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
 	struct sigaction old_sigbus;
@@ -161,6 +190,9 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	if (!a.opts.name && !a.opts.no_map)
 		return cli_usage_error(cli, "--name NAME is required (or --no-map)");
+	rc = provision_prepare(cli, &a, argv[optind + 1]);
+	if (rc)
+		return rc;
 	progress_init(&progress, a.progress);
 	a.opts.progress = progress_update;
 	a.opts.progress_data = &progress;
@@ -261,14 +293,41 @@ static void info_print_json(const char *image, const struct imgdev_image_info *i
 	cli_print_json(o);
 }
 
+/* info's options: --json and the fetch options; 0 to go on, else an exit status. */
+static int info_options(struct cli *cli, int argc, char **argv, bool *json)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		CLI_FETCH_OPTIONS,
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct imgdev_fetch_opts fetch = IMGDEV_FETCH_OPTS_INIT;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return cli_help(cli);
+		if (c == 'j') {
+			*json = true;
+			continue;
+		}
+		rc = cli_fetch_option(cli, c, optarg, &fetch);
+		if (rc)
+			return rc > 0 ? rc : cli_option_error(cli, c, argv);
+	}
+	return cli_fetch_apply(cli, &fetch);
+}
+
 int cmd_info(struct cli *cli, int argc, char **argv)
 {
 	struct imgdev_image_info info;
 	bool json = false;
-	int status, rc;
+	int rc = info_options(cli, argc, argv, &json);
 
-	if (cli_parse_simple(cli, argc, argv, &json, false, &status) < 0)
-		return status;
+	if (rc)
+		return rc;
 	if (cli_want_args(cli, argc))
 		return EXIT_USAGE;
 	rc = imgdev_image_info(cli->ctx, argv[optind], &info);

@@ -16,11 +16,13 @@
 
 static const struct cli_command commands[] = {
 	{ "provision", cmd_provision,
-	  "DEVICE IMAGE --name NAME [--digest sha256:HEX] [--no-map] [--progress[=json]] [--json] "
-	  "[--threads N] [--force] [--no-mmap] " BACKEND_OPT,
+	  "DEVICE IMAGE --name NAME [--digest sha256:HEX | --digest-url URL] [--no-map] "
+	  "[--progress[=json]] [--json] [--threads N] [--force] [--no-mmap] " BACKEND_OPT " "
+	  CLI_FETCH_USAGE,
 	  "write the image, commit it, map it", 2 },
 	{ "verify", cmd_verify, "DEVICE [--json]", "check the payload against its commit record", 1 },
-	{ "info", cmd_info, "IMAGE [--json]", "format, sizes, and whether imgdev takes it", 1 },
+	{ "info", cmd_info, "IMAGE [--json] " CLI_FETCH_USAGE,
+	  "format, sizes, and whether imgdev takes it", 1 },
 	{ "ensure", cmd_ensure, "DEVICE HASH [--force]", "make the header name this image", 2 },
 	{ "map", cmd_map, "DEVICE NAME --image-size BYTES " BACKEND_OPT,
 	  "map the payload (device-mapper or loop)", 2 },

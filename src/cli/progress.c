@@ -1,7 +1,8 @@
 /*
  * Progress reporting for long commands: a single self-erasing line on a
  * terminal (bytes, percent, rate, ETA), or one JSON object per line for an
- * orchestrator; both on stderr, a few times a second at most.
+ * orchestrator; both on stderr, a few times a second at most. A total of 0
+ * is unknown (a stream): then only the bytes and the rate.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +50,10 @@ static void progress_bar(uint64_t done, uint64_t total, double rate)
 	human_bytes((double)done, d, sizeof(d));
 	human_bytes((double)total, t, sizeof(t));
 	human_bytes(rate, r, sizeof(r));
+	if (!total) {
+		fprintf(stderr, "\r\033[K%s  %s/s", d, r);
+		return;
+	}
 	fprintf(stderr, "\r\033[K%s / %s  %3.0f%%  %s/s  ETA %d:%02d", d, t,
 		total ? 100.0 * (double)done / (double)total : 100.0, r, (int)eta / 60,
 		(int)eta % 60);
@@ -59,8 +64,10 @@ static void progress_json(uint64_t done, uint64_t total, double rate)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "bytes_done", json_object_new_uint64(done));
-	json_object_object_add(o, "bytes_total", json_object_new_uint64(total));
+	json_object_object_add(o, "bytes_total", total ? json_object_new_uint64(total) : NULL);
 	json_object_object_add(o, "bytes_per_second", json_object_new_uint64((uint64_t)rate));
+	json_object_object_add(o, "eta_seconds", total && rate > 0 ?
+			       json_object_new_uint64((uint64_t)((double)(total - done) / rate)) : NULL);
 	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 }
@@ -70,7 +77,7 @@ void progress_update(void *arg, uint64_t done, uint64_t total)
 	struct progress *p = arg;
 	double now = monotonic(), rate;
 
-	if (p->mode == PROGRESS_NONE || (done < total && now - p->last < PROGRESS_INTERVAL))
+	if (p->mode == PROGRESS_NONE || ((done < total || !total) && now - p->last < PROGRESS_INTERVAL))
 		return;
 	p->last = now;
 	rate = now > p->start ? (double)done / (now - p->start) : 0;

@@ -21,9 +21,11 @@ static const struct {
 	{ EXIT_NO_RECORD, { ENODATA }, "verify: no complete commit record to check against" },
 	{ EXIT_BUSY, { EBUSY }, "the device is busy: mounted, mapped, held or in use" },
 	{ EXIT_FOREIGN, { ENOTEMPTY }, "a filesystem or partition table is there; refused without --force" },
-	{ EXIT_IMAGE, { ENOMEDIUM, ENOTSUP }, "the image is unreadable (missing, damaged) or unsupported" },
+	{ EXIT_IMAGE, { ENOMEDIUM, ENOTSUP }, "the image is unreadable (missing, damaged; HTTP 404) or unsupported" },
 	{ EXIT_TOO_SMALL, { ENOSPC }, "the device is too small, or ran out of space while written" },
-	{ EXIT_PERMISSION, { EACCES }, "permission denied (imgdev needs root)" },
+	{ EXIT_PERMISSION, { EACCES }, "permission denied (imgdev needs root; or the server refused: HTTP 401, 403)" },
+	{ EXIT_DIGEST, { EILSEQ, ENOKEY }, "the image received does not match its digest, or --digest-url gives none for it" },
+	{ EXIT_REMOTE, { EREMOTEIO }, "the image's server or the network failed (HTTP errors, TLS, redirects)" },
 };
 
 #define N_STATUSES (sizeof(exit_statuses) / sizeof(exit_statuses[0]))

@@ -120,6 +120,14 @@ int bytesrc_hash_finish(struct imgdev_ctx *ctx, struct bytesrc *bs, uint8_t hash
 /* The message of the last failure, or strerror(-rc) without one. */
 const char *bytesrc_error(const struct bytesrc *bs, int rc);
 
+/*
+ * The source an image's name means (bytesrc_open.c): "-" standard input, a
+ * URL (with ctx's fetch options), else a file.
+ */
+int bytesrc_open_image(struct imgdev_ctx *ctx, const char *image, struct bytesrc **bs);
+/* Whether the name means a source read as it arrives (standard input, a URL). */
+bool bytesrc_names_stream(const char *image);
+
 /* Close and free; NULL is allowed. */
 void bytesrc_close(struct bytesrc *bs);
 

@@ -8,16 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytesrc.h"
 #include "identity.h"
 #include "imgsrc.h"
 #include "internal.h"
 #include "pipeline.h"
 
 int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
-		  const uint8_t *digest)
+		  const uint8_t *digest, struct bytesrc *received)
 {
 	memset(id, 0, sizeof(*id));
 	id->src = src;
+	if (received) {
+		id->way = IDENTITY_RECEIVED;
+		id->received = received;
+		id->verify = digest != NULL;
+		if (digest)
+			memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
+		return 0;
+	}
 	if (digest) {
 		id->way = IDENTITY_GIVEN;
 		memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
@@ -27,6 +36,34 @@ int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *sr
 	if (id->way == IDENTITY_PAYLOAD &&
 	    !(id->md = sha256_new()))
 		return ctx_error(ctx, ENOMEM, "out of memory");
+	return 0;
+}
+
+bool identity_known_up_front(const struct identity *id)
+{
+	return id->way == IDENTITY_GIVEN || id->verify;
+}
+
+int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id)
+{
+	uint8_t got[IMGDEV_HASH_SIZE];
+	char want_hex[72], got_hex[72];
+	uint64_t size;
+	int rc;
+
+	if (id->way != IDENTITY_RECEIVED)
+		return 0;
+	rc = bytesrc_hash_finish(ctx, id->received, got, &size);
+	if (rc < 0)
+		return rc;
+	if (id->verify && memcmp(got, id->hash, IMGDEV_HASH_SIZE) != 0) {
+		imgdev_format_hash(id->hash, want_hex);
+		imgdev_format_hash(got, got_hex);
+		return ctx_error(ctx, EILSEQ, "%s: the image does not match its digest: expected "
+				 "%s, received %llu bytes with %s; nothing was committed",
+				 id->src->name, want_hex, (unsigned long long)size, got_hex);
+	}
+	memcpy(id->hash, got, IMGDEV_HASH_SIZE);
 	return 0;
 }
 

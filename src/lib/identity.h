@@ -1,8 +1,10 @@
 /*
  * The image's identity hash, the one sector 0 names, whichever way it is
  * had: given by the caller (a digest), computed from the payload as the
- * pipeline copies it (formats whose file is the payload: raw), or from the
- * image file by a thread beside the copy (qcow2, compressed streams). Also
+ * pipeline copies it (formats whose file is the payload: raw), from the
+ * image file by a thread beside the copy (qcow2, compressed streams), or
+ * from the bytes received (a URL, standard input: bytesrc_hash_wrap), which
+ * a digest, when given, must then equal. Also
  * computed in a pass of its own, to learn whether a device already holds
  * the image.
  */
@@ -16,12 +18,14 @@
 #include "imgdev.h"
 #include "sha256.h"
 
+struct bytesrc;
 struct imgsrc;
 
 enum identity_way {
 	IDENTITY_GIVEN,		/* the caller's digest */
 	IDENTITY_PAYLOAD,	/* the payload's bytes, in order (md, fed by the pipeline) */
 	IDENTITY_FILE,		/* the image file's, by a thread of its own */
+	IDENTITY_RECEIVED,	/* the bytes received, hashed as they came; checked against a digest */
 };
 
 struct identity {
@@ -34,14 +38,21 @@ struct identity {
 	bool started;
 	struct imgdev_ctx *thread_ctx;	/* its own, for its error message */
 	int thread_rc;
+	/* IDENTITY_RECEIVED: the hashing source, and whether hash is the digest to check. */
+	struct bytesrc *received;
+	bool verify;
 };
 
 /*
- * Choose the way for src: the digest when not NULL, else by the format.
- * 0 or -ENOMEM (message in ctx); free with identity_free() in both cases.
+ * Choose the way for src: the bytes received when received is not NULL
+ * (then checked against digest, if any); else the digest when not NULL;
+ * else by the format. 0 or -ENOMEM (message in ctx); free with
+ * identity_free() in both cases.
  */
 int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
-		  const uint8_t *digest);
+		  const uint8_t *digest, struct bytesrc *received);
+/* Whether id->hash names the image before the copy (a digest given). */
+bool identity_known_up_front(const struct identity *id);
 /* IDENTITY_FILE: start hashing the file beside the copy; else nothing. 0 or -errno. */
 int identity_start(struct imgdev_ctx *ctx, struct identity *id);
 /*
@@ -49,6 +60,12 @@ int identity_start(struct imgdev_ctx *ctx, struct identity *id);
  * id->hash. 0, or the hashing thread's error (its message copied into ctx).
  */
 int identity_finish(struct imgdev_ctx *ctx, struct identity *id);
+/*
+ * IDENTITY_RECEIVED, after a copy that succeeded: the rest of the source
+ * read (what the format did not need), the hash of all of it in id->hash.
+ * 0, -EILSEQ when it is not the digest given, or -errno; else nothing.
+ */
+int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id);
 void identity_free(struct identity *id);
 
 /* The identity hash of src in a pass of its own (no copy); 0 or -errno. */

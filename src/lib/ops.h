@@ -15,6 +15,7 @@ struct hdr;
 struct imgdev_mapping;
 struct imgdev_provision_opts;
 struct imgdev_provision_result;
+struct bytesrc;
 struct imgsrc;
 
 /* Seconds on the monotonic clock, for the operations' timings. */
@@ -29,10 +30,12 @@ static inline double monotonic_seconds(void)
 /*
  * Write src onto bd (open O_RDWR | O_EXCL) by the commit protocol
  * (provision_write.c) and fill res; 0 or -errno, the device then left
- * marked "writing".
+ * marked "writing". received: the hashing source src reads through (a URL,
+ * standard input), whose hash is the identity, or NULL.
  */
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
+		    struct bytesrc *received, const struct imgdev_provision_opts *opts,
+		    struct imgdev_provision_result *res);
 
 /* Take the device's advisory lock (writers of one device take turns). */
 int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);

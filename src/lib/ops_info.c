@@ -18,7 +18,7 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	int rc;
 
 	memset(info, 0, sizeof(*info));
-	rc = bytesrc_open_file(ctx, image, &bytes);
+	rc = bytesrc_open_image(ctx, image, &bytes);
 	if (rc < 0)
 		return rc;
 	info->file_size = bytes->size;

@@ -70,7 +70,8 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct map_backend *
 		rc = loopmap_check_not_mapped(ctx, bd);
 	if (rc == 0 && be)
 		rc = be->check_name(ctx, bd, opts->name);
-	return rc < 0 ? rc : check_room(ctx, bd, src->size);
+	/* Of a size not known yet, it is checked as the payload arrives (src->room). */
+	return rc < 0 ? rc : check_room(ctx, bd, src->size_known ? src->size : 1);
 }
 
 /*
@@ -87,69 +88,165 @@ static struct imgsrc_policy read_policy(const struct imgdev_provision_opts *opts
 	};
 }
 
+/* One provision's state, from the checks to the mapping. */
+struct provision {
+	struct imgdev_ctx *ctx;
+	const char *device, *image;
+	const struct imgdev_provision_opts *opts;
+	struct imgdev_provision_result *res;
+	const struct map_backend *be;	/* resolved once, when mapping */
+	struct bdev probe, bd;
+	struct hdr h;
+	struct imgsrc *src;
+	/* A source that is not a file (a URL, standard input): hashed as it is read. */
+	struct bytesrc *received;
+};
+
+/*
+ * Open the image and its format. A URL or standard input is wrapped to be
+ * hashed as it is read: its identity is what was received.
+ */
+static int open_image(struct provision *p)
+{
+	struct imgsrc_policy policy = read_policy(p->opts);
+	struct bytesrc *bytes = NULL;
+	int rc;
+
+	p->received = NULL;
+	rc = bytesrc_open_image(p->ctx, p->image, &bytes);
+	if (rc == 0 && bytes->fd < 0) {
+		rc = bytesrc_hash_wrap(p->ctx, bytes, &bytes);
+		p->received = rc == 0 ? bytes : NULL;
+		policy.map_chunks = false;
+	}
+	if (rc == 0)
+		rc = imgsrc_open(p->ctx, bytes, &policy, &p->src);
+	if (rc < 0)
+		p->received = NULL;
+	return rc;
+}
+
+/*
+ * A stream with a digest: whether the header names it with a complete
+ * record that fits the device, so that nothing need be fetched.
+ */
+static bool stream_already_there(const struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	return p->opts->has_digest && hdr_has_magic(h) && h->rec_status == REC_VALID &&
+	       h->rec.state == REC_STATE_COMPLETE && h->rec.data_offset == SECTOR_SIZE &&
+	       p->probe.size >= SECTOR_SIZE && p->probe.size - SECTOR_SIZE >= h->rec.image_size &&
+	       hdr_is_complete(h, p->opts->digest) == 1;
+}
+
+/* The device holds the image: say so, and fill the result from the record. */
+static void already_holds(struct provision *p)
+{
+	memcpy(p->res->image_hash, p->h.rec.target_hash, IMGDEV_HASH_SIZE);
+	memcpy(p->res->content_hash, p->h.rec.content_hash, IMGDEV_HASH_SIZE);
+	p->res->image_size = p->h.rec.image_size;
+	ctx_log(p->ctx, LOGP_INFO, "%s: already holds this image; nothing written", p->probe.path);
+}
+
+/*
+ * Whether the device holds the image, before anything is written: a
+ * stream's only by its digest, before it is fetched (without one, a stream
+ * is known only once received: it is written); a file's by header_matches.
+ * 1, 0, or -errno.
+ */
+static int device_holds_image(struct provision *p)
+{
+	int rc;
+
+	if (bytesrc_names_stream(p->image)) {
+		if (stream_already_there(p))
+			return 1;
+		if (!p->opts->has_digest)
+			ctx_log(p->ctx, LOGP_INFO, "%s: without a digest, an image read as it "
+				"arrives is written: what it is is known only once received", p->image);
+		return open_image(p);
+	}
+	p->res->image_size = p->src->size;
+	rc = header_matches(p->ctx, &p->probe, &p->h, p->src, p->opts, p->res->image_hash);
+	if (rc == 1)
+		memcpy(p->res->content_hash, p->h.rec.content_hash, IMGDEV_HASH_SIZE);
+	return rc;
+}
+
+/*
+ * A URL whose file changed on the server during the copy starts over from
+ * zero, hash and all, so often; the device stays "writing" meanwhile.
+ */
+#define RESTARTS_MAX 2
+
+/* Write the image: checks, the exclusive open, the commit protocol. */
+static int write_image(struct provision *p)
+{
+	int rc = check_overwrite_allowed(p->ctx, &p->probe, &p->h, p->opts->force);
+
+	if (rc == 0)
+		rc = check_write_target(p->ctx, p->be, &p->probe, p->src, p->opts);
+	if (rc == 0)
+		rc = bdev_open(p->ctx, p->device, O_RDWR | O_EXCL, &p->bd);
+	if (rc == 0)
+		rc = bdev_check_same(p->ctx, &p->probe, &p->bd);
+	for (int restarts = 0; rc == 0; restarts++) {
+		p->src->room = p->bd.size - SECTOR_SIZE;
+		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->opts, p->res);
+		if (rc != -ESTALE || !bytesrc_is_url(p->image) || restarts == RESTARTS_MAX)
+			break;
+		ctx_log(p->ctx, LOGP_WARNING, "%s; starting over from the first byte",
+			imgdev_ctx_last_error(p->ctx));
+		imgsrc_close(p->src);
+		p->src = NULL;
+		rc = open_image(p);
+	}
+	bdev_close(&p->bd);	/* release the exclusive open: the mapping claims it */
+	return rc;
+}
+
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
 		     const struct imgdev_provision_opts *opts,
 		     struct imgdev_provision_result *res)
 {
+	struct provision p = { .ctx = ctx, .device = device, .image = image, .opts = opts,
+			       .res = res, .probe = BDEV_INIT, .bd = BDEV_INIT };
 	double t0 = monotonic_seconds();
-	const struct map_backend *be = NULL;	/* resolved once, when mapping */
-	struct bdev probe = BDEV_INIT, bd = BDEV_INIT;
-	struct imgsrc *src = NULL;
-	struct bytesrc *bytes = NULL;
 	uint8_t sector[SECTOR_SIZE];
-	struct hdr h;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	rc = check_provision_args(ctx, opts);
 	if (rc == 0 && !opts->no_map)
-		be = map_backend_now(ctx);
+		p.be = map_backend_now(ctx);
+	if (rc == 0 && !bytesrc_names_stream(image))
+		rc = open_image(&p);	/* a file's refusal comes first, as always */
 	if (rc == 0)
-		rc = bytesrc_open_file(ctx, image, &bytes);
-	if (rc == 0) {
-		struct imgsrc_policy policy = read_policy(opts);
-
-		rc = imgsrc_open(ctx, bytes, &policy, &src);
-	}
+		rc = bdev_open(ctx, device, O_RDONLY, &p.probe);
 	if (rc == 0)
-		rc = bdev_open(ctx, device, O_RDONLY, &probe);
+		rc = bdev_lock(ctx, &p.probe);
 	if (rc == 0)
-		rc = bdev_lock(ctx, &probe);
-	if (rc == 0)
-		rc = bdev_read_sector0(ctx, &probe, sector);
+		rc = bdev_read_sector0(ctx, &p.probe, sector);
 	if (rc < 0)
 		goto out;
-	hdr_decode(sector, sizeof(sector), &h);
-	res->image_size = src->size;
-	rc = header_matches(ctx, &probe, &h, src, opts, res->image_hash);
-	if (rc < 0)
-		goto out;
-	if (rc == 1) {
-		memcpy(res->content_hash, h.rec.content_hash, IMGDEV_HASH_SIZE);
-		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", probe.path);
-	} else {
-		rc = check_overwrite_allowed(ctx, &probe, &h, opts->force);
-		if (rc == 0)
-			rc = check_write_target(ctx, be, &probe, src, opts);
-		if (rc == 0)
-			rc = bdev_open(ctx, device, O_RDWR | O_EXCL, &bd);
-		if (rc == 0)
-			rc = bdev_check_same(ctx, &probe, &bd);
-		if (rc == 0)
-			rc = provision_write(ctx, &bd, src, opts, res);
-		bdev_close(&bd);	/* release the exclusive open: the mapping claims it */
-		if (rc < 0)
-			goto out;
-	}
-	if (be)
-		rc = be->map_ensure(ctx, &probe, opts->name, &res->mapped_path);
+	hdr_decode(sector, sizeof(sector), &p.h);
+	rc = device_holds_image(&p);
+	if (rc == 1 && bytesrc_names_stream(image))
+		already_holds(&p);
+	else if (rc == 1)
+		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", p.probe.path);
+	else if (rc == 0)
+		rc = write_image(&p);
+	if (rc >= 0 && p.be)
+		rc = p.be->map_ensure(ctx, &p.probe, opts->name, &res->mapped_path);
 out:
 	res->seconds = monotonic_seconds() - t0;
-	bdev_close(&bd);
-	bdev_close(&probe);
-	if (src)
-		imgsrc_drop_cache(src);	/* what the chunks left, and all a file hash read */
-	imgsrc_close(src);
+	bdev_close(&p.bd);
+	bdev_close(&p.probe);
+	if (p.src)
+		imgsrc_drop_cache(p.src);	/* what the chunks left, and all a file hash read */
+	imgsrc_close(p.src);
 	return rc < 0 ? rc : 0;
 }
 

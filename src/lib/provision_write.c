@@ -64,7 +64,7 @@ static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uin
 static int mark_writing(struct imgdev_ctx *ctx, const struct bdev *bd, const struct identity *id,
 			struct commit_rec *rec)
 {
-	if (id->way == IDENTITY_GIVEN)
+	if (identity_known_up_front(id))
 		memcpy(rec->target_hash, id->hash, IMGDEV_HASH_SIZE);
 	return write_commit(ctx, bd, NULL, rec);
 }
@@ -72,12 +72,15 @@ static int mark_writing(struct imgdev_ctx *ctx, const struct bdev *bd, const str
 /*
  * Step 2: the payload, with its content hash into rec and the identity
  * hash finished; then the image must be as it was opened, and the payload
- * flushed.
+ * flushed. A payload of unknown size is as long as it turns out, at most
+ * the room.
  */
 static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity *id,
 			const struct imgdev_provision_opts *opts, struct commit_rec *rec)
 {
-	struct pipeline_job job = { .size = cp->src->size, .workers = opts->threads,
+	struct imgsrc *src = cp->src;
+	struct pipeline_job job = { .size = src->size_known ? src->size : src->room,
+				    .size_unknown = !src->size_known, .workers = opts->threads,
 				    .read_fn = copy_read_chunk, .write_fn = copy_write_chunk,
 				    .release_fn = copy_release_chunk, .arg = cp,
 				    .identity = id->md, .progress = opts->progress,
@@ -85,12 +88,18 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 	int rc = identity_start(ctx, id), hrc;
 
 	if (rc == 0)
-		rc = pipeline_run(ctx, &job, rec->content_hash, NULL);
+		rc = pipeline_run(ctx, &job, rec->content_hash, &rec->image_size);
+	if (rc == 0 && !src->size_known) {
+		src->size = rec->image_size;
+		src->size_known = true;
+	}
 	if (rc == 0)
 		rc = payload_sink_flush_zeros(ctx, &cp->sink);
 	hrc = identity_finish(ctx, id);
 	if (rc == 0)
 		rc = hrc;
+	if (rc == 0)
+		rc = identity_finish_received(ctx, id);
 	if (rc == 0)
 		rc = imgsrc_check_unchanged(ctx, cp->src);
 	if (rc == 0)
@@ -108,14 +117,15 @@ static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd,
 }
 
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
+		    struct bytesrc *received, const struct imgdev_provision_opts *opts,
+		    struct imgdev_provision_result *res)
 {
 	struct copy cp = { .src = src };
 	struct commit_rec rec = { .version = REC_VERSION, .state = REC_STATE_WRITING,
 				  .block_size = CONTENT_BLOCK_SIZE, .data_offset = SECTOR_SIZE,
 				  .image_size = src->size };
 	struct identity id;
-	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL);
+	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL, received);
 
 	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
 	if (rc == 0)
@@ -130,6 +140,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 		memcpy(res->content_hash, rec.content_hash, IMGDEV_HASH_SIZE);
 		res->bytes_written = atomic_load(&cp.sink.written);
 		res->bytes_zeroed = atomic_load(&cp.sink.zeroed);
+		res->image_size = rec.image_size;
 	}
 	payload_sink_close(&cp.sink);
 	identity_free(&id);

@@ -1,6 +1,7 @@
 /*
- * Unit tests of the kernel-text parsers: linear target parameters and
- * uevent DEVNAME lines, including the malformed shapes they must refuse.
+ * Unit tests of the text parsers: linear target parameters, uevent DEVNAME
+ * lines, and checksum files (GNU and BSD SHA256SUMS), including the
+ * malformed shapes they must refuse.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "checksums.h"
 #include "parse.h"
 
 static void test_linear_ok(void **state)
@@ -74,12 +76,53 @@ static void test_uevent(void **state)
 	assert_int_equal(parse_uevent_devname("DEVNAME=a\0b\n", 12, out, sizeof(out)), -EINVAL);
 }
 
+#define H1 "0f2d2e9d6b1c1f3f26c3b7b3e6bb6b6b8e5c5a1d1e7c6a9f4b2e0d3c5a7b9e1f"
+#define H2 "aa2d2e9d6b1c1f3f26c3b7b3e6bb6b6b8e5c5a1d1e7c6a9f4b2e0d3c5a7b9e1f"
+
+/* The first byte of the digest found for name in text, or the error. */
+static int find_first_byte(const char *text, const char *name)
+{
+	uint8_t d[32];
+	char why[256];
+	int rc = checksums_find(text, strlen(text), name, d, why, sizeof(why));
+
+	return rc < 0 ? rc : d[0];
+}
+
+static void test_checksums(void **state)
+{
+	const char *gnu = "# made by sha256sum\n" H2 "  disk.img.xz\n" H1 "  disk.img\n";
+	const char *bin = H2 " *other.qcow2\r\n" H1 " *disk.img\r\n";
+	const char *bsd = "SHA256 (disk.img.xz) = " H2 "\nSHA256 (disk.img) = " H1 "\n";
+	const char *md5 = "MD5 (disk.img) = 0123456789abcdef0123456789abcdef\n";
+
+	(void)state;
+	assert_int_equal(find_first_byte(gnu, "disk.img"), 0x0f);
+	assert_int_equal(find_first_byte(gnu, "disk.img.xz"), 0xaa);
+	assert_int_equal(find_first_byte(bin, "disk.img"), 0x0f);
+	assert_int_equal(find_first_byte(bsd, "disk.img"), 0x0f);
+	assert_int_equal(find_first_byte(bsd, "disk.img.xz"), 0xaa);
+	/* No line, a name that only starts like it, another algorithm: none. */
+	assert_int_equal(find_first_byte(gnu, "disk"), -ENOENT);
+	assert_int_equal(find_first_byte(gnu, "missing.img"), -ENOENT);
+	assert_int_equal(find_first_byte(md5, "disk.img"), -ENOENT);
+	assert_int_equal(find_first_byte("", "disk.img"), -ENOENT);
+	/* A line for it that is malformed, or two that disagree: never a guess. */
+	assert_int_equal(find_first_byte("0f2d  disk.img\n", "disk.img"), -EINVAL);
+	assert_int_equal(find_first_byte("SHA256 (disk.img) = xyz\n", "disk.img"), -EINVAL);
+	assert_int_equal(find_first_byte(H1 "  disk.img\n" H2 "  disk.img\n", "disk.img"), -EINVAL);
+	assert_int_equal(find_first_byte(H1 "  disk.img\n" H1 " *disk.img", "disk.img"), 0x0f);
+	/* No newline at the end. */
+	assert_int_equal(find_first_byte(H1 "  disk.img", "disk.img"), 0x0f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_linear_ok),
 		cmocka_unit_test(test_linear_bad),
 		cmocka_unit_test(test_uevent),
+		cmocka_unit_test(test_checksums),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
