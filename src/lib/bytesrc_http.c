@@ -1129,6 +1129,8 @@ static ssize_t http_read(struct bytesrc *bs, void *buf, size_t len)
 	uint64_t avail;
 	int err;
 
+	if (!len)
+		return 0;
 	pthread_mutex_lock(&h->lock);
 	if (s->stopped) {
 		pthread_mutex_unlock(&h->lock);
