@@ -93,6 +93,9 @@ int bytesrc_open_pipe(struct imgdev_ctx *ctx, int fd, const char *name, struct b
  * (anything else, after the retries). Then read streams the body (resumed
  * with Range and If-Range after a break, -ESTALE when the file changed on
  * the server); pread, when the server honours ranges, fetches ranges.
+ * Its retries are logged to ctx as warnings, from its own threads too, so
+ * ctx (and its log callback) must outlive the source and take calls from
+ * any thread.
  */
 struct imgdev_fetch_opts;
 int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
