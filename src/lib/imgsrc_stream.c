@@ -50,6 +50,7 @@ struct stream {
 	bool lz_ready;
 	ZSTD_DCtx *zd;
 	ZSTD_inBuffer zin;
+	size_t zlast;			/* what ZSTD_decompressStream said last: 0 at a frame's end */
 	uint64_t pos;			/* payload bytes produced so far */
 	bool ended;			/* the decoder said the stream ended */
 	bool member_ended;		/* gzip: a member ended, another may follow */
@@ -109,6 +110,7 @@ static int stream_reset(struct stream *s)
 		return -ENOMEM;
 	ZSTD_DCtx_reset(s->zd, ZSTD_reset_session_only);
 	s->zin = (ZSTD_inBuffer){ s->in, 0, 0 };
+	s->zlast = 1;
 	return 0;
 }
 
@@ -200,7 +202,6 @@ static int xz_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 {
 	ZSTD_outBuffer ob = { out, len, 0 };
-	size_t last = 1;
 
 	while (ob.pos < ob.size && !s->ended) {
 		size_t r;
@@ -211,7 +212,7 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 			if (n < 0)
 				return (int)n;
 			if (n == 0) {
-				if (last != 0)
+				if (s->zlast != 0)
 					return -EPIPE;	/* ends inside a frame */
 				s->ended = true;
 				break;
@@ -221,7 +222,7 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 		r = ZSTD_decompressStream(s->zd, &ob, &s->zin);
 		if (ZSTD_isError(r))
 			return ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge ? -ENOMEM : -EINVAL;
-		last = r;
+		s->zlast = r;
 		if (r == 0 && s->zin.pos == s->zin.size && s->file_pos == s->file_size)
 			s->ended = true;
 	}
@@ -393,8 +394,8 @@ static int chunk_failed(struct imgsrc *src, struct stream *s, struct chunk *c, i
 			uint64_t at)
 {
 	if (rc == -ENOSPC)
-		return chunk_error(c, rc, "%s: the image is larger than the device: it holds more "
-				   "than the %llu bytes of room there", src->name,
+		return chunk_error(c, rc, "%s: the device is too small: the image holds more than "
+				   "the %llu bytes of room there", src->name,
 				   (unsigned long long)src->room);
 	if (s->src_err)
 		return chunk_error(c, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));

@@ -200,9 +200,16 @@ case_json_and_matched() {
 	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$www/vm.raw.zst")"
 	assert_eq "$(jfield image_size <<<"$out")" "$(stat -c %s "$www/vm.raw")"
 	holds "$d" "$www/vm.raw" "$www/vm.raw.zst"
-	run_net provision --no-map "$d" "$NET_HTTP/vm.raw.zst"
+	# Without a digest a stream is known only once received: written again,
+	# and what it names is the same.
+	run_net provision --no-map --json "$d" "$NET_HTTP/vm.raw.zst"
 	assert_rc 0
-	assert_eq "$out" matched "the same URL again, hashed"
+	assert_eq "$(jfield written <<<"$out")" true "the same URL again, without a digest"
+	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$www/vm.raw.zst")"
+	holds "$d" "$www/vm.raw" "$www/vm.raw.zst"
+	run_net provision --no-map "$d" "$NET_HTTP/vm.raw.zst" --digest "sha256:$(sha "$www/vm.raw.zst")"
+	assert_rc 0
+	assert_eq "$out" matched "the same URL with its digest"
 }
 
 case_info() {
@@ -609,16 +616,23 @@ case_retries_exhausted() {
 	status_is 11 "$NET_PROXY/retries0.raw"
 	not_committed "$dev" "$before"
 	assert_eq "$(gets retries0.raw)" 1 "GETs with --retries 0"
+	# --retries counts breaks in a row without progress: every answer cut
+	# before its first byte fails after 1 + 2 requests...
 	dev=$(holding retries2 32M)
 	before=$(state "$dev")
-	through_proxy retries2 "--fault cut --after 5M --times 0" --retries 2
+	through_proxy retries2 "--fault cut --after 0 --times 0" --retries 2
 	status_is 11
 	not_committed "$dev" "$before"
 	assert_eq "$(gets retries2.raw)" 3 "GETs with --retries 2"
+	# ... while answers cut after 5 MiB each bring the 24 MiB file in five breaks.
+	dev=$(new_dev retries2p 32M)
+	through_proxy retries2 "--fault cut --after 5M --times 0" --retries 2
+	status_is 0
+	payload_is "$dev" "$www/retries2.raw"
 }
 
 run_case case_formats 'every format (raw, qcow2, gzip, xz, zstd raw, xz qcow2) over http and https gives the payload and hashes of the local file'
-run_case case_json_and_matched 'provision --json of a URL reports the hash of the file as published; the same URL again is matched'
+run_case case_json_and_matched 'provision --json of a URL reports the hash of the file as published; the same URL again is written without a digest, matched with it'
 run_case case_info 'info of a URL says what info of the file says (raw, qcow2, xz); 404 exits 7, 403 exits 9'
 run_case case_stdin 'raw and compressed raw from a pipe on standard input give the local payload'
 run_case case_stdin_qcow2 'qcow2 and xz qcow2 from a pipe are spooled and give the local payload'
@@ -640,6 +654,6 @@ run_case case_slow_is_not_stalled 'a slow transfer that keeps going (limit_rate)
 run_case case_ignore_range 'a server that ignores Range (200, the whole file) after a cut still gives a byte-exact payload'
 run_case case_lying_length 'a Content-Length longer than the body (once, with --digest, always): byte-exact or nothing committed'
 run_case case_changed_on_resume 'a file changed on the server between attempts is never spliced: the copy starts over or fails; with the old digest it is not committed'
-run_case case_retries_exhausted 'cuts beyond --retries (0, 2) exit 11 after 1 and 3 requests and commit nothing'
+run_case case_retries_exhausted 'breaks in a row beyond --retries (0, 2) exit 11 after 1 and 3 requests and commit nothing; breaks that each bring bytes go on'
 
 finish
