@@ -248,7 +248,7 @@ static void test_unknown_size_ends_where_the_source_says(void **state)
 	run_unknown_size(3 * (uint64_t)CHUNK_SIZE + 12345, 64ull * CHUNK_SIZE, 2);
 	/* Exactly at a chunk's end: the next chunk, empty, says so. */
 	run_unknown_size(3 * (uint64_t)CHUNK_SIZE, 64ull * CHUNK_SIZE, 3);
-	run_unknown_size(CONTENT_BLOCK_SIZE + 1, 64ull * CHUNK_SIZE, 8);
+	run_unknown_size(4 * CONTENT_BLOCK_SIZE + 1, 64ull * CHUNK_SIZE, 8);
 	/* Ending at the limit itself. */
 	run_unknown_size(2 * (uint64_t)CHUNK_SIZE + 100, 2 * (uint64_t)CHUNK_SIZE + 100, 2);
 }
