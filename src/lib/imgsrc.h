@@ -77,6 +77,11 @@ struct imgsrc {
 	bool size_known;
 	/* The payload bytes the device has room for: more is an error (-ENOSPC). */
 	uint64_t room;
+	/*
+	 * Bytes of the image as given read so far by a stream: the progress of
+	 * one whose payload size is unknown but whose file size is known.
+	 */
+	atomic_uint_least64_t file_read;
 	/* The image file's SHA-256 equals the payload's: hash it in the copy. */
 	bool identity_is_payload;
 	/*

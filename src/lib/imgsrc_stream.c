@@ -41,8 +41,9 @@
 struct stream {
 	enum imgsrc_stream_kind kind;
 	struct bytesrc *bytes;
-	uint64_t file_size;		/* of the compressed bytes */
-	uint64_t file_pos;		/* compressed bytes read so far */
+	uint64_t file_size;               /* of the compressed bytes */
+	uint64_t file_pos;                /* compressed bytes read so far */
+	atomic_uint_least64_t *file_read; /* the source's copy of it, for progress */
 	uint8_t *in;
 	z_stream z;
 	bool z_ready;
@@ -50,12 +51,12 @@ struct stream {
 	bool lz_ready;
 	ZSTD_DCtx *zd;
 	ZSTD_inBuffer zin;
-	size_t zlast;			/* what ZSTD_decompressStream said last: 0 at a frame's end */
-	uint64_t pos;			/* payload bytes produced so far */
-	bool ended;			/* the decoder said the stream ended */
-	bool member_ended;		/* gzip: a member ended, another may follow */
-	bool payload_ended;		/* of unknown size: a chunk said it ended */
-	int src_err;			/* how the byte source failed, or 0 */
+	size_t zlast;       /* what ZSTD_decompressStream said last: 0 at a frame's end */
+	uint64_t pos;       /* payload bytes produced so far */
+	bool ended;         /* the decoder said the stream ended */
+	bool member_ended;  /* gzip: a member ended, another may follow */
+	bool payload_ended; /* of unknown size: a chunk said it ended */
+	int src_err;        /* how the byte source failed, or 0 */
 	/* Decoded at setup from a source that cannot start over: handed out first. */
 	uint8_t held[8];
 	size_t held_len, held_pos;
@@ -67,8 +68,10 @@ struct stream {
 
 static const char *kind_name(enum imgsrc_stream_kind k)
 {
-	return k == IMGSRC_STREAM_GZIP ? "gzip" : k == IMGSRC_STREAM_XZ ? "xz" :
-	       k == IMGSRC_STREAM_ZSTD ? "zstd" : "none";
+	return k == IMGSRC_STREAM_GZIP   ? "gzip"
+	       : k == IMGSRC_STREAM_XZ   ? "xz"
+	       : k == IMGSRC_STREAM_ZSTD ? "zstd"
+					 : "none";
 }
 
 /*
@@ -77,8 +80,9 @@ static const char *kind_name(enum imgsrc_stream_kind k)
  */
 static int stream_reset(struct stream *s)
 {
-	int rc = s->bytes->fd >= 0 ? bytesrc_rewind(s->bytes) :
-		 s->file_pos == 0 && s->held_len == 0 ? 0 : -ESPIPE;
+	int rc = s->bytes->fd >= 0                      ? bytesrc_rewind(s->bytes)
+		 : s->file_pos == 0 && s->held_len == 0 ? 0
+							: -ESPIPE;
 
 	if (rc < 0)
 		return rc;
@@ -97,8 +101,10 @@ static int stream_reset(struct stream *s)
 	}
 	if (s->kind == IMGSRC_STREAM_XZ) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		lzma_mt mt = { .flags = LZMA_CONCATENATED, .threads = cpus > 0 ? (uint32_t)cpus : 1,
-			       .memlimit_threading = 128u << 20, .memlimit_stop = 1u << 30 };
+		lzma_mt mt = { .flags = LZMA_CONCATENATED,
+			       .threads = cpus > 0 ? (uint32_t)cpus : 1,
+			       .memlimit_threading = 128u << 20,
+			       .memlimit_stop = 1u << 30 };
 
 		if (s->lz_ready)
 			lzma_end(&s->lz);
@@ -123,6 +129,7 @@ static ssize_t refill(struct stream *s)
 		s->file_pos += (uint64_t)n;
 	if (n < 0)
 		s->src_err = (int)n;
+	atomic_store_explicit(s->file_read, s->file_pos, memory_order_relaxed);
 	return n;
 }
 
@@ -140,11 +147,11 @@ static int gzip_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 			if (n < 0)
 				return (int)n;
 			if (n == 0 && s->member_ended) {
-				s->ended = true;	/* the last member ended with the file */
+				s->ended = true; /* the last member ended with the file */
 				break;
 			}
 			if (n == 0)
-				return -EPIPE;	/* the file ends inside the stream */
+				return -EPIPE; /* the file ends inside the stream */
 			s->z.next_in = s->in;
 			s->z.avail_in = (uInt)n;
 		}
@@ -185,7 +192,8 @@ static int xz_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 			if (n == 0)
 				action = LZMA_FINISH;
 		}
-		rc = lzma_code(&s->lz, s->file_pos == s->file_size && !s->lz.avail_in ? LZMA_FINISH : action);
+		rc = lzma_code(&s->lz, s->file_pos == s->file_size && !s->lz.avail_in ? LZMA_FINISH
+										      : action);
 		if (rc == LZMA_STREAM_END)
 			s->ended = true;
 		else if (rc == LZMA_BUF_ERROR)
@@ -213,7 +221,7 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 				return (int)n;
 			if (n == 0) {
 				if (s->zlast != 0)
-					return -EPIPE;	/* ends inside a frame */
+					return -EPIPE; /* ends inside a frame */
 				s->ended = true;
 				break;
 			}
@@ -221,7 +229,9 @@ static int zstd_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 		}
 		r = ZSTD_decompressStream(s->zd, &ob, &s->zin);
 		if (ZSTD_isError(r))
-			return ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge ? -ENOMEM : -EINVAL;
+			return ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
+				       ? -ENOMEM
+				       : -EINVAL;
 		s->zlast = r;
 		if (r == 0 && s->zin.pos == s->zin.size && s->file_pos == s->file_size)
 			s->ended = true;
@@ -243,6 +253,7 @@ static int plain_decode(struct stream *s, uint8_t *out, size_t len, size_t *got)
 		}
 		s->ended = n == 0;
 		s->file_pos += (uint64_t)n;
+		atomic_store_explicit(s->file_read, s->file_pos, memory_order_relaxed);
 		*got += (size_t)n;
 	}
 	return 0;
@@ -277,10 +288,11 @@ static int stream_decode(struct stream *s, uint8_t *out, size_t len, size_t *got
 
 static const char *decode_error(int rc)
 {
-	return rc == -EPIPE ? "the file ends in the middle of the compressed stream" :
-	       rc == -E2BIG ? "the stream holds more than the size it records" :
-	       rc == -ENOMEM ? "the stream needs more memory than imgdev allows" :
-	       rc == -EINVAL ? "the compressed data is corrupt" : strerror(-rc);
+	return rc == -EPIPE    ? "the file ends in the middle of the compressed stream"
+	       : rc == -E2BIG  ? "the stream holds more than the size it records"
+	       : rc == -ENOMEM ? "the stream needs more memory than imgdev allows"
+	       : rc == -EINVAL ? "the compressed data is corrupt"
+			       : strerror(-rc);
 }
 
 /* The uncompressed size from the xz index at the end of the file. */
@@ -292,12 +304,13 @@ static int xz_size(struct stream *s, uint64_t *size)
 	lzma_ret ret;
 
 	if (!s->bytes->ops->pread)
-		return -ENODATA;	/* no seeking to the index: count instead */
+		return -ENODATA; /* no seeking to the index: count instead */
 	if (lzma_file_info_decoder(&strm, &idx, UINT64_MAX, s->file_size) != LZMA_OK)
 		return -ENOMEM;
 	do {
 		if (!strm.avail_in) {
-			size_t n = s->file_size - pos < IN_SIZE ? (size_t)(s->file_size - pos) : IN_SIZE;
+			size_t n = s->file_size - pos < IN_SIZE ? (size_t)(s->file_size - pos)
+								: IN_SIZE;
 
 			if (bytesrc_pread(s->bytes, s->in, n, pos) < 0) {
 				lzma_end(&strm);
@@ -330,7 +343,7 @@ static int zstd_size(struct stream *s, uint64_t *size)
 	int rc = 0;
 
 	if (s->bytes->fd < 0)
-		return -ENODATA;	/* only a file's frames are looked at in place */
+		return -ENODATA; /* only a file's frames are looked at in place */
 	map = mmap(NULL, s->file_size, PROT_READ, MAP_PRIVATE, s->bytes->fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
@@ -340,7 +353,7 @@ static int zstd_size(struct stream *s, uint64_t *size)
 
 		if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR ||
 		    ZSTD_isError(frame) || frame == 0 || n > UINT64_MAX / 2 - total)
-			rc = -ENODATA;	/* count it the slow way, which also finds errors */
+			rc = -ENODATA; /* count it the slow way, which also finds errors */
 		total += n;
 		off += frame;
 	}
@@ -369,8 +382,9 @@ static int counting_pass(struct stream *s, uint8_t *scratch, size_t len, uint64_
 
 static int stream_size(struct stream *s, uint8_t *scratch, size_t len, uint64_t *size)
 {
-	int rc = s->kind == IMGSRC_STREAM_XZ ? xz_size(s, size) :
-		 s->kind == IMGSRC_STREAM_ZSTD ? zstd_size(s, size) : -ENODATA;
+	int rc = s->kind == IMGSRC_STREAM_XZ     ? xz_size(s, size)
+		 : s->kind == IMGSRC_STREAM_ZSTD ? zstd_size(s, size)
+						 : -ENODATA;
 
 	if (rc == -ENODATA)
 		rc = counting_pass(s, scratch, len, size);
@@ -390,13 +404,13 @@ static int stream_check_end(struct stream *s)
 }
 
 /* How a chunk's read failed, in words: the byte source's, or the decoder's. */
-static int chunk_failed(struct imgsrc *src, struct stream *s, struct chunk *c, int rc,
-			uint64_t at)
+static int chunk_failed(struct imgsrc *src, struct stream *s, struct chunk *c, int rc, uint64_t at)
 {
 	if (rc == -ENOSPC)
-		return chunk_error(c, rc, "%s: the device is too small: the image holds more than "
-				   "the %llu bytes of room there", src->name,
-				   (unsigned long long)src->room);
+		return chunk_error(c, rc,
+				   "%s: the device is too small: the image holds more than "
+				   "the %llu bytes of room there",
+				   src->name, (unsigned long long)src->room);
 	if (s->src_err)
 		return chunk_error(c, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));
 	return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s: %s (payload offset %llu)",
@@ -444,7 +458,7 @@ static int stream_read_chunk(struct imgsrc *src, struct chunk *c)
 		pthread_mutex_unlock(&s->lock);
 		return chunk_error(c, ECANCELED, "%s: stopped after an earlier error", src->name);
 	}
-	if (s->payload_ended) {	/* a chunk past the end */
+	if (s->payload_ended) { /* a chunk past the end */
 		pthread_mutex_unlock(&s->lock);
 		c->len = 0;
 		c->end = true;
@@ -504,9 +518,8 @@ static int stream_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, s
 	if (fd < 0)
 		return ctx_error(ctx, errno, "%s: cannot make a temporary file for the qcow2 %s: %s",
 				 dir, src->name, strerror(errno));
-	ctx_log(ctx, LOGP_INFO, "%s: a qcow2 image %s: read through a temporary file in %s",
-		src->name, s->kind == IMGSRC_STREAM_PLAIN ? "read as a stream" : "inside a stream",
-		dir);
+	ctx_log(ctx, LOGP_INFO, "%s: a qcow2 image %s: read through a temporary file in %s", src->name,
+		s->kind == IMGSRC_STREAM_PLAIN ? "read as a stream" : "inside a stream", dir);
 	room = fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
 	room = room > TMP_MARGIN ? room - TMP_MARGIN : 0;
 	while (rc == 0 && !s->ended) {
@@ -515,7 +528,7 @@ static int stream_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, s
 		rc = stream_decode(s, buf, len, &got);
 		if (rc == 0 && off + got > room)
 			rc = -EFBIG;
-		if (rc == 0 && got && !buf_is_zero(buf, got))	/* keep it sparse */
+		if (rc == 0 && got && !buf_is_zero(buf, got)) /* keep it sparse */
 			rc = bdev_pwrite_full(fd, buf, got, off);
 		off += got;
 	}
@@ -527,8 +540,8 @@ static int stream_to_tmpfile(struct imgdev_ctx *ctx, const struct imgsrc *src, s
 			return ctx_error(ctx, s->src_err, "%s", bytesrc_error(s->bytes, s->src_err));
 		return ctx_error(ctx, rc == -EFBIG || rc == -ENOMEM ? rc : -ENOMEDIUM,
 				 "%s: copying the qcow2 image to %s: %s", src->name, dir,
-				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)" :
-						decode_error(rc));
+				 rc == -EFBIG ? "it needs more room than is free there (set TMPDIR)"
+					      : decode_error(rc));
 	}
 	return fd;
 }
@@ -548,8 +561,7 @@ static int setup_failed(struct imgdev_ctx *ctx, const struct imgsrc *src, struct
  * stream starts over; from another source it is not (unless a plain stream
  * of a known length), and the bytes decoded are handed out first.
  */
-static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s,
-			uint8_t *scratch)
+static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct stream *s, uint8_t *scratch)
 {
 	size_t got = 0;
 	int rc = stream_reset(s);
@@ -565,7 +577,7 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 		if (fd < 0)
 			return fd;
 		rc = bytesrc_from_fd(ctx, fd, src->name, &src->data);
-		return rc < 0 ? rc : 1;	/* a qcow2: the caller opens it */
+		return rc < 0 ? rc : 1; /* a qcow2: the caller opens it */
 	}
 	if (s->bytes->fd < 0) {
 		src->size_known = s->kind == IMGSRC_STREAM_PLAIN && s->bytes->size_known;
@@ -593,6 +605,7 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_s
 	pthread_cond_init(&s->turn, NULL);
 	s->kind = kind;
 	s->bytes = src->bytes;
+	s->file_read = &src->file_read;
 	s->file_size = src->bytes->size_known ? src->bytes->size : UINT64_MAX;
 	src->priv = s;
 	src->ops = &stream_ops;
@@ -602,7 +615,7 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_s
 	src->size_known = true;
 	rc = stream_setup(ctx, src, s, scratch);
 	free(scratch);
-	if (rc == 1) {	/* qcow2 inside: from here on it is a qcow2 source */
+	if (rc == 1) { /* qcow2 inside: from here on it is a qcow2 source */
 		stream_close(src);
 		src->ops = NULL;
 		src->size_known = true;

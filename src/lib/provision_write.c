@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "blockdev.h"
+#include "bytesrc.h"
 #include "header.h"
 #include "identity.h"
 #include "imgsrc.h"
@@ -21,7 +22,23 @@
 struct copy {
 	struct imgsrc *src;
 	struct payload_sink sink;
+	const struct imgdev_provision_opts *opts;
 };
+
+/*
+ * Progress of a stream whose payload size is unknown but whose file size is
+ * known (a compressed image at a URL): the file's bytes read, of its size.
+ */
+static void progress_by_file(void *arg, uint64_t done, uint64_t total)
+{
+	struct copy *cp = arg;
+
+	(void)done;
+	(void)total;
+	cp->opts->progress(cp->opts->progress_data,
+			   atomic_load_explicit(&cp->src->file_read, memory_order_relaxed),
+			   cp->src->bytes->size);
+}
 
 static int copy_read_chunk(void *arg, struct chunk *c)
 {
@@ -79,12 +96,17 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 			const struct imgdev_provision_opts *opts, struct commit_rec *rec)
 {
 	struct imgsrc *src = cp->src;
+	bool by_file = !src->size_known && src->bytes->size_known && opts->progress;
 	struct pipeline_job job = { .size = src->size_known ? src->size : src->room,
-				    .size_unknown = !src->size_known, .workers = opts->threads,
-				    .read_fn = copy_read_chunk, .write_fn = copy_write_chunk,
-				    .release_fn = copy_release_chunk, .arg = cp,
-				    .identity = id->md, .progress = opts->progress,
-				    .progress_arg = opts->progress_data };
+				    .size_unknown = !src->size_known,
+				    .workers = opts->threads,
+				    .read_fn = copy_read_chunk,
+				    .write_fn = copy_write_chunk,
+				    .release_fn = copy_release_chunk,
+				    .arg = cp,
+				    .identity = id->md,
+				    .progress = by_file ? progress_by_file : opts->progress,
+				    .progress_arg = by_file ? cp : opts->progress_data };
 	int rc = identity_start(ctx, id), hrc;
 
 	if (rc == 0)
@@ -108,8 +130,8 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 }
 
 /* Step 3: "complete", with the image hash. */
-static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd,
-			   const struct identity *id, struct commit_rec *rec)
+static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd, const struct identity *id,
+			   struct commit_rec *rec)
 {
 	memcpy(rec->target_hash, id->hash, IMGDEV_HASH_SIZE);
 	rec->state = REC_STATE_COMPLETE;
@@ -120,9 +142,11 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 		    struct bytesrc *received, const struct imgdev_provision_opts *opts,
 		    struct imgdev_provision_result *res)
 {
-	struct copy cp = { .src = src };
-	struct commit_rec rec = { .version = REC_VERSION, .state = REC_STATE_WRITING,
-				  .block_size = CONTENT_BLOCK_SIZE, .data_offset = SECTOR_SIZE,
+	struct copy cp = { .src = src, .opts = opts };
+	struct commit_rec rec = { .version = REC_VERSION,
+				  .state = REC_STATE_WRITING,
+				  .block_size = CONTENT_BLOCK_SIZE,
+				  .data_offset = SECTOR_SIZE,
 				  .image_size = src->size };
 	struct identity id;
 	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL, received);

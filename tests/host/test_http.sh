@@ -212,6 +212,28 @@ case_json_and_matched() {
 	assert_eq "$out" matched "the same URL with its digest"
 }
 
+# Progress of a URL: a raw image's payload of its size; a compressed one's
+# file bytes received of the file's size (its payload size is not known).
+case_progress() {
+	local d last
+	d=$(new_dev progress 16M)
+	run_net provision --no-map --progress=json "$d" "$NET_HTTP/vm.raw"
+	assert_rc 0
+	last=$(tail -n 1 <<<"$err")
+	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw")" "raw: total"
+	assert_eq "$(jq -r .bytes_done <<<"$last")" "$(stat -c %s "$www/vm.raw")" "raw: done"
+	run_net provision --no-map --progress=json "$d" "$NET_HTTP/vm.raw.xz"
+	assert_rc 0
+	last=$(tail -n 1 <<<"$err")
+	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw.xz")" "xz: total"
+	[ "$(jq -r .bytes_done <<<"$last")" -gt 0 ] || { echo "xz: no bytes done: $last"; return 1; }
+	holds "$d" "$www/vm.raw" "$www/vm.raw.xz"
+	# From a pipe nothing is known of the total.
+	run_net provision --no-map --progress=json "$d" - <"$www/vm.raw.xz"
+	assert_rc 0
+	assert_eq "$(tail -n 1 <<<"$err" | jq -r .bytes_total)" null "stdin: total"
+}
+
 case_info() {
 	local f filter local_json
 	# A file's every field but its name and allocation; of a compressed stream,
@@ -633,6 +655,7 @@ case_retries_exhausted() {
 
 run_case case_formats 'every format (raw, qcow2, gzip, xz, zstd raw, xz qcow2) over http and https gives the payload and hashes of the local file'
 run_case case_json_and_matched 'provision --json of a URL reports the hash of the file as published; the same URL again is written without a digest, matched with it'
+run_case case_progress '--progress=json of a URL: a raw payload of its size, a compressed file received of its size; from a pipe, no total'
 run_case case_info 'info of a URL says what info of the file says (raw, qcow2, xz); 404 exits 7, 403 exits 9'
 run_case case_stdin 'raw and compressed raw from a pipe on standard input give the local payload'
 run_case case_stdin_qcow2 'qcow2 and xz qcow2 from a pipe are spooled and give the local payload'
