@@ -67,7 +67,6 @@ int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend);
 /* Where loop mappings get their stable symlinks NAME (default /run/imgdev). */
 int imgdev_ctx_set_run_dir(struct imgdev_ctx *ctx, const char *dir);
 
-/* Register a log callback; messages above max_priority are dropped. */
 #define IMGDEV_FETCH_OPTS_VERSION 1
 
 /*
@@ -93,6 +92,7 @@ struct imgdev_fetch_opts {
  */
 int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts *opts);
 
+/* Register a log callback; messages above max_priority are dropped. */
 void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
 			int max_priority);
 /* The message for the last failed call on this context ("" if none). */

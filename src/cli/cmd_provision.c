@@ -2,7 +2,6 @@
  * The provision and verify commands: option parsing, progress wiring, and
  * their text and JSON results.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -102,8 +101,9 @@ static int provision_prepare(struct cli *cli, struct provision_args *a, const ch
 		return rc;
 	if (a->opts.has_digest)
 		return cli_usage_error(cli, "--digest and --digest-url: give one of them");
-	if (imgdev_digest_from_url(cli->ctx, a->digest_url, image, a->opts.digest) < 0)
-		return cli_fail(cli, -ENOKEY);
+	rc = imgdev_digest_from_url(cli->ctx, a->digest_url, image, a->opts.digest);
+	if (rc < 0)
+		return cli_fail(cli, rc);
 	a->opts.has_digest = true;
 	return 0;
 }

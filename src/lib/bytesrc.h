@@ -1,9 +1,9 @@
 /*
  * Byte sources: where an image's bytes come from, under the formats (raw,
- * qcow2, gzip/xz/zstd streams), which never know which kind they read. A
- * file today (bytesrc_file.c); an HTTP(S) body streamed, a qcow2 read by
- * HTTP Range requests, a registry blob or standard input next. A source
- * offers what it can:
+ * qcow2, gzip/xz/zstd streams), which never know which kind they read: a
+ * file (bytesrc_file.c), standard input or a pipe (bytesrc_pipe.c), an
+ * HTTP(S) URL, streamed or read by ranges (bytesrc_http.c), and the hashing
+ * source over any of them (bytesrc_hash.c). A source offers what it can:
  *   pread   exactly len bytes at any offset, from any thread at once; NULL
  *           for a pure stream (qcow2, the xz index and the file's own hash
  *           need it; a stream of a qcow2 goes through a temporary file)

@@ -124,6 +124,7 @@ struct http_src {
 	unsigned int retries;
 	unsigned int timeout;              /* seconds */
 	struct curl_slist *headers;        /* every request's */
+	bool file_headers;                 /* some of them from the header file (credentials) */
 	struct curl_slist *resume_headers; /* and If-Range */
 	/* The first 200: set by the transfer thread before open returns, then fixed. */
 	bool have_first;
@@ -309,6 +310,7 @@ static int load_header_file(struct imgdev_ctx *ctx, struct http_src *h, const ch
 				       path, lineno, reserved);
 			break;
 		case -3: rc = ctx_error(ctx, ENOMEM, "out of memory"); break;
+		case 1: h->file_headers = true; break;
 		}
 		explicit_bzero(line, cap);
 	}
@@ -524,6 +526,38 @@ static bool is_followed(const struct http_resp *rp)
 	return rp->status >= 300 && rp->status < 400 && rp->status != 304 && rp->location[0];
 }
 
+static bool fatal(struct http_req *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The length of url's scheme://host:port, or 0 for a relative one. */
+static size_t origin_len(const char *url)
+{
+	const char *sep = strstr(url, "://");
+
+	if (!sep || strcspn(url, "/?#") < (size_t)(sep - url))
+		return 0;
+	return (size_t)(sep + 3 - url) + strcspn(sep + 3, "/?#");
+}
+
+/*
+ * A redirect of a request carrying the header file's headers (credentials)
+ * to another origin is refused: libcurl would send them there (it drops
+ * only Authorization and Cookie), to a CDN or a bucket they are not for.
+ */
+static bool redirect_allowed(struct http_req *r)
+{
+	const char *loc = r->resp.location, *now = NULL;
+	size_t n = origin_len(loc);
+
+	if (!r->h->file_headers || n == 0)
+		return true;
+	curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &now);
+	if (now && origin_len(now) == n && !strncasecmp(now, loc, n))
+		return true;
+	return fatal(r, EREMOTEIO, "redirect to %.*s refused: the headers of the header file go "
+		     "only to %.*s", (int)n, loc, now ? (int)origin_len(now) : 0, now ? now : "");
+}
+
 static size_t http_header(char *line, size_t size, size_t nitems, void *p)
 {
 	struct http_req *r = p;
@@ -543,7 +577,9 @@ static size_t http_header(char *line, size_t size, size_t nitems, void *p)
 		return n;
 	}
 	rp->complete = true;
-	if (rp->status < 200 || is_followed(rp))
+	if (is_followed(rp))
+		return redirect_allowed(r) ? n : 0;
+	if (rp->status < 200)
 		return n;
 	return r->on_headers(r) ? n : 0;
 }
@@ -707,8 +743,10 @@ static void status_outcome(const struct http_resp *rp, struct http_outcome *o)
 	long s = rp->status;
 	int err = s == 404 || s == 410 ? ENOMEDIUM : s == 401 || s == 403 ? EACCES : EREMOTEIO;
 
-	outcome_set(o, err, s >= 500 && s <= 599, "HTTP %ld%s%s", s, rp->reason[0] ? " " : "",
-		    rp->reason);
+	/* 5xx but those that will not change; 408 and 429 (a timeout, a rate limit) too. */
+	bool transient = (s >= 500 && s <= 599 && s != 501 && s != 505) || s == 408 || s == 429;
+
+	outcome_set(o, err, transient, "HTTP %ld%s%s", s, rp->reason[0] ? " " : "", rp->reason);
 }
 
 /* Where a refused redirect led. */

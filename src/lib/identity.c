@@ -33,8 +33,7 @@ int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *sr
 		return 0;
 	}
 	id->way = src->identity_is_payload ? IDENTITY_PAYLOAD : IDENTITY_FILE;
-	if (id->way == IDENTITY_PAYLOAD &&
-	    !(id->md = sha256_new()))
+	if (id->way == IDENTITY_PAYLOAD && !(id->md = sha256_new()))
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	return 0;
 }
@@ -44,27 +43,35 @@ bool identity_known_up_front(const struct identity *id)
 	return id->way == IDENTITY_GIVEN || id->verify;
 }
 
+int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, const char *name,
+			    const uint8_t *digest, uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	char want_hex[72], got_hex[72];
+	uint64_t size;
+	int rc = bytesrc_hash_finish(ctx, received, hash, &size);
+
+	if (rc < 0 || !digest || memcmp(hash, digest, IMGDEV_HASH_SIZE) == 0)
+		return rc;
+	imgdev_format_hash(digest, want_hex);
+	imgdev_format_hash(hash, got_hex);
+	return ctx_error(ctx, EILSEQ,
+			 "%s: the image does not match its digest: expected %s, "
+			 "received %llu bytes with %s; nothing was committed",
+			 name, want_hex, (unsigned long long)size, got_hex);
+}
+
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id)
 {
 	uint8_t got[IMGDEV_HASH_SIZE];
-	char want_hex[72], got_hex[72];
-	uint64_t size;
 	int rc;
 
 	if (id->way != IDENTITY_RECEIVED)
 		return 0;
-	rc = bytesrc_hash_finish(ctx, id->received, got, &size);
-	if (rc < 0)
-		return rc;
-	if (id->verify && memcmp(got, id->hash, IMGDEV_HASH_SIZE) != 0) {
-		imgdev_format_hash(id->hash, want_hex);
-		imgdev_format_hash(got, got_hex);
-		return ctx_error(ctx, EILSEQ, "%s: the image does not match its digest: expected "
-				 "%s, received %llu bytes with %s; nothing was committed",
-				 id->src->name, want_hex, (unsigned long long)size, got_hex);
-	}
-	memcpy(id->hash, got, IMGDEV_HASH_SIZE);
-	return 0;
+	rc = identity_check_received(ctx, id->received, id->src->name, id->verify ? id->hash : NULL,
+				     got);
+	if (rc == 0)
+		memcpy(id->hash, got, IMGDEV_HASH_SIZE);
+	return rc;
 }
 
 static void *file_hash_thread(void *arg)
@@ -115,8 +122,7 @@ void identity_free(struct identity *id)
 }
 
 /* SHA-256 of the whole payload, in one sequential pass (no writes). */
-static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
-			  uint8_t hash[IMGDEV_HASH_SIZE])
+static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src, uint8_t hash[IMGDEV_HASH_SIZE])
 {
 	struct sha256 *md = sha256_new();
 	struct chunk *c = calloc(1, sizeof(*c));
@@ -127,7 +133,8 @@ static int payload_sha256(struct imgdev_ctx *ctx, struct imgsrc *src,
 		goto out;
 	}
 	for (uint64_t off = 0; off < src->size && rc == 0; off += CHUNK_SIZE) {
-		chunk_reset(c, off, src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE);
+		chunk_reset(c, off,
+			    src->size - off < CHUNK_SIZE ? (uint32_t)(src->size - off) : CHUNK_SIZE);
 		rc = imgsrc_read_chunk(src, c);
 		if (rc < 0)
 			rc = ctx_error(ctx, rc, "%s", c->msg);

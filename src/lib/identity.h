@@ -66,6 +66,12 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id);
  * 0, -EILSEQ when it is not the digest given, or -errno; else nothing.
  */
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id);
+/*
+ * The hash of all the bytes received (bytesrc_hash_finish) into hash; with
+ * digest not NULL, -EILSEQ unless it is that. 0 or -errno in ctx.
+ */
+int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, const char *name,
+			    const uint8_t *digest, uint8_t hash[IMGDEV_HASH_SIZE]);
 void identity_free(struct identity *id);
 
 /* The identity hash of src in a pass of its own (no copy); 0 or -errno. */

@@ -20,8 +20,8 @@
 /* The format's state: the reader, and what its check counted. */
 struct qcow2_src {
 	struct qcow2 q;
-	uint64_t allocated;		/* virtual bytes backed by data */
-	uint64_t compressed;		/* of those, in compressed clusters */
+	uint64_t allocated;  /* virtual bytes backed by data */
+	uint64_t compressed; /* of those, in compressed clusters */
 };
 
 static int data_pread(void *arg, void *buf, size_t len, uint64_t off)
@@ -86,7 +86,7 @@ static int qcow2_map_chunk(struct imgsrc *src, struct chunk *c)
 	int rc = qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err));
 
 	if (rc == 0 && out.all_zero) {
-		c->all_zero = true;	/* nothing to map */
+		c->all_zero = true; /* nothing to map */
 		return 0;
 	}
 	if (rc == 0)
@@ -110,6 +110,9 @@ static int qcow2_read_chunk(struct imgsrc *src, struct chunk *c)
 	    qcow2_map_chunk(src, c) == 0)
 		return 0;
 	rc = qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err));
+	/* A source that says why it failed (a server) keeps its errno and its words. */
+	if (rc < 0 && src->data->msg[0])
+		return chunk_error(c, rc, "%s", src->data->msg);
 	if (rc < 0)
 		return chunk_error(c, rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: %s", src->name, err);
 	c->all_zero = out.all_zero;
@@ -180,8 +183,9 @@ static void qcow2_release_chunk(struct imgsrc *src, const struct chunk *c)
 {
 	struct qcow2_src *qs = src->priv;
 	struct page_drop d = { .bytes = src->data };
-	struct qcow2_out out = { .zeros = no_zeros, .place = drop_data,
-				 .place_compressed = drop_compressed, .arg = &d };
+	struct qcow2_out out = {
+		.zeros = no_zeros, .place = drop_data, .place_compressed = drop_compressed, .arg = &d
+	};
 	char err[256];
 
 	if (!src->drop_behind || src->data != src->bytes)
@@ -198,7 +202,7 @@ static void qcow2_info(const struct imgsrc *src, struct imgdev_image_info *info)
 	info->cluster_size = qs->q.cluster_size;
 	info->extended_l2 = qs->q.extended_l2;
 	info->dirty = qs->q.dirty;
-	info->allocated = qs->allocated;	/* counted when the tables were checked */
+	info->allocated = qs->allocated; /* counted when the tables were checked */
 	info->allocated_known = true;
 	if (qs->compressed)
 		snprintf(info->cluster_compression, sizeof(info->cluster_compression), "%s",
@@ -235,11 +239,13 @@ int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src)
 	rc = qcow2_open(&qs->q, data_pread, src->data, src->data->size, err, sizeof(err));
 	if (rc == 0)
 		rc = qcow2_check(&qs->q, &qs->allocated, &qs->compressed, err, sizeof(err));
+	if (rc < 0 && src->data->msg[0])
+		return ctx_error(ctx, rc, "%s", src->data->msg);
 	if (rc < 0)
-		return ctx_error(ctx, rc == -ENOTSUP || rc == -ENOMEM ? rc : -ENOMEDIUM, "%s: qcow2: %s",
-				 src->name, err);
+		return ctx_error(ctx, rc == -ENOTSUP || rc == -ENOMEM ? rc : -ENOMEDIUM,
+				 "%s: qcow2: %s", src->name, err);
 	src->format = "qcow2";
-	src->compression = "none";	/* of the file; clusters may be compressed too */
+	src->compression = "none"; /* of the file; clusters may be compressed too */
 	src->size = qs->q.size;
 	src->identity_is_payload = false;
 	return 0;

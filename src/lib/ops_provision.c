@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,10 +31,9 @@ static int header_matches(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 	int rc;
 
 	/* The mapping starts at sector 1: a record for another layout is no match. */
-	if (!hdr_has_magic(h) || h->rec_status != REC_VALID ||
-	    h->rec.state != REC_STATE_COMPLETE || h->rec.image_size != src->size ||
-	    h->rec.data_offset != SECTOR_SIZE || bd->size < SECTOR_SIZE ||
-	    bd->size - SECTOR_SIZE < src->size)
+	if (!hdr_has_magic(h) || h->rec_status != REC_VALID || h->rec.state != REC_STATE_COMPLETE ||
+	    h->rec.image_size != src->size || h->rec.data_offset != SECTOR_SIZE ||
+	    bd->size < SECTOR_SIZE || bd->size - SECTOR_SIZE < src->size)
 		return 0;
 	if (opts->has_digest) {
 		memcpy(hash, opts->digest, IMGDEV_HASH_SIZE);
@@ -94,7 +94,7 @@ struct provision {
 	const char *device, *image;
 	const struct imgdev_provision_opts *opts;
 	struct imgdev_provision_result *res;
-	const struct map_backend *be;	/* resolved once, when mapping */
+	const struct map_backend *be; /* resolved once, when mapping */
 	struct bdev probe, bd;
 	struct hdr h;
 	struct imgsrc *src;
@@ -123,6 +123,12 @@ static int open_image(struct provision *p)
 		rc = imgsrc_open(p->ctx, bytes, &policy, &p->src);
 	if (rc < 0)
 		p->received = NULL;
+	/* Received whole already (a qcow2 through a temporary file): check it before any write. */
+	if (rc == 0 && p->received && p->src->data != p->src->bytes && p->opts->has_digest) {
+		uint8_t got[IMGDEV_HASH_SIZE];
+
+		rc = identity_check_received(p->ctx, p->received, p->src->name, p->opts->digest, got);
+	}
 	return rc;
 }
 
@@ -163,8 +169,10 @@ static int device_holds_image(struct provision *p)
 		if (stream_already_there(p))
 			return 1;
 		if (!p->opts->has_digest)
-			ctx_log(p->ctx, LOGP_INFO, "%s: without a digest, an image read as it "
-				"arrives is written: what it is is known only once received", p->image);
+			ctx_log(p->ctx, LOGP_INFO,
+				"%s: without a digest, an image read as it "
+				"arrives is written: what it is is known only once received",
+				p->image);
 		return open_image(p);
 	}
 	p->res->image_size = p->src->size;
@@ -176,9 +184,17 @@ static int device_holds_image(struct provision *p)
 
 /*
  * A URL whose file changed on the server during the copy starts over from
- * zero, hash and all, so often; the device stays "writing" meanwhile.
+ * zero, hash and all, so often (and no more often than --retries says);
+ * the device stays "writing" meanwhile. Then it is the server's failure.
  */
 #define RESTARTS_MAX 2
+
+static int restarts_allowed(const struct imgdev_ctx *ctx)
+{
+	int retries = ctx->fetch.retries < 0 ? RESTARTS_MAX : ctx->fetch.retries;
+
+	return retries < RESTARTS_MAX ? retries : RESTARTS_MAX;
+}
 
 /* Write the image: checks, the exclusive open, the commit protocol. */
 static int write_image(struct provision *p)
@@ -194,24 +210,35 @@ static int write_image(struct provision *p)
 	for (int restarts = 0; rc == 0; restarts++) {
 		p->src->room = p->bd.size - SECTOR_SIZE;
 		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->opts, p->res);
-		if (rc != -ESTALE || !bytesrc_is_url(p->image) || restarts == RESTARTS_MAX)
+		if (rc != -ESTALE || !bytesrc_is_url(p->image))
 			break;
+		if (restarts == restarts_allowed(p->ctx)) {
+			char why[IMGDEV_ERRMSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", imgdev_ctx_last_error(p->ctx));
+			rc = ctx_error(p->ctx, EREMOTEIO, "%s (started over %d times)", why, restarts);
+			break;
+		}
 		ctx_log(p->ctx, LOGP_WARNING, "%s; starting over from the first byte",
 			imgdev_ctx_last_error(p->ctx));
 		imgsrc_close(p->src);
 		p->src = NULL;
 		rc = open_image(p);
 	}
-	bdev_close(&p->bd);	/* release the exclusive open: the mapping claims it */
+	bdev_close(&p->bd); /* release the exclusive open: the mapping claims it */
 	return rc;
 }
 
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
-		     const struct imgdev_provision_opts *opts,
-		     struct imgdev_provision_result *res)
+		     const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
 {
-	struct provision p = { .ctx = ctx, .device = device, .image = image, .opts = opts,
-			       .res = res, .probe = BDEV_INIT, .bd = BDEV_INIT };
+	struct provision p = { .ctx = ctx,
+			       .device = device,
+			       .image = image,
+			       .opts = opts,
+			       .res = res,
+			       .probe = BDEV_INIT,
+			       .bd = BDEV_INIT };
 	double t0 = monotonic_seconds();
 	uint8_t sector[SECTOR_SIZE];
 	int rc;
@@ -221,7 +248,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	if (rc == 0 && !opts->no_map)
 		p.be = map_backend_now(ctx);
 	if (rc == 0 && !bytesrc_names_stream(image))
-		rc = open_image(&p);	/* a file's refusal comes first, as always */
+		rc = open_image(&p); /* a file's refusal comes first, as always */
 	if (rc == 0)
 		rc = bdev_open(ctx, device, O_RDONLY, &p.probe);
 	if (rc == 0)
@@ -245,7 +272,7 @@ out:
 	bdev_close(&p.bd);
 	bdev_close(&p.probe);
 	if (p.src)
-		imgsrc_drop_cache(p.src);	/* what the chunks left, and all a file hash read */
+		imgsrc_drop_cache(p.src); /* what the chunks left, and all a file hash read */
 	imgsrc_close(p.src);
 	return rc < 0 ? rc : 0;
 }

@@ -366,6 +366,7 @@ void chunk_reset(struct chunk *c, uint64_t off, uint32_t len)
 	c->len = len;
 	chunk_unmap(c);
 	c->all_zero = false;
+	c->end = false;
 	memset(c->zero, 0, sizeof(c->zero));
 	c->err = 0;
 	c->msg[0] = '\0';
