@@ -85,13 +85,16 @@ struct progress {
 	double start;
 	double last;
 	bool shown;
+	/* The last update, when it was not shown (too soon): progress_end shows it. */
+	bool pending;
+	uint64_t pending_done, pending_total;
 };
 
 /* PROGRESS_BAR turns itself off when stderr is not a terminal. */
 void progress_init(struct progress *p, enum progress_mode mode);
 /* An imgdev_progress_fn; arg is the struct progress. */
 void progress_update(void *arg, uint64_t done, uint64_t total);
-/* Clear the terminal line, if one was drawn. */
+/* Show an update held back as too soon (a JSON line), and clear the terminal line. */
 void progress_end(struct progress *p);
 
 /* "imgdev: CMD: <what>" on stderr; returns EXIT_USAGE. */

@@ -55,8 +55,7 @@ static void progress_bar(uint64_t done, uint64_t total, double rate)
 		return;
 	}
 	fprintf(stderr, "\r\033[K%s / %s  %3.0f%%  %s/s  ETA %d:%02d", d, t,
-		total ? 100.0 * (double)done / (double)total : 100.0, r, (int)eta / 60,
-		(int)eta % 60);
+		total ? 100.0 * (double)done / (double)total : 100.0, r, (int)eta / 60, (int)eta % 60);
 }
 
 static void progress_json(uint64_t done, uint64_t total, double rate)
@@ -66,8 +65,10 @@ static void progress_json(uint64_t done, uint64_t total, double rate)
 	json_object_object_add(o, "bytes_done", json_object_new_uint64(done));
 	json_object_object_add(o, "bytes_total", total ? json_object_new_uint64(total) : NULL);
 	json_object_object_add(o, "bytes_per_second", json_object_new_uint64((uint64_t)rate));
-	json_object_object_add(o, "eta_seconds", total && rate > 0 ?
-			       json_object_new_uint64((uint64_t)((double)(total - done) / rate)) : NULL);
+	json_object_object_add(o, "eta_seconds",
+			       total && rate > 0 ? json_object_new_uint64(
+							   (uint64_t)((double)(total - done) / rate))
+						 : NULL);
 	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 }
@@ -77,8 +78,15 @@ void progress_update(void *arg, uint64_t done, uint64_t total)
 	struct progress *p = arg;
 	double now = monotonic(), rate;
 
-	if (p->mode == PROGRESS_NONE || ((done < total || !total) && now - p->last < PROGRESS_INTERVAL))
+	if (p->mode == PROGRESS_NONE)
 		return;
+	if ((done < total || !total) && now - p->last < PROGRESS_INTERVAL) {
+		p->pending = true;
+		p->pending_done = done;
+		p->pending_total = total;
+		return;
+	}
+	p->pending = false;
 	p->last = now;
 	rate = now > p->start ? (double)done / (now - p->start) : 0;
 	if (p->mode == PROGRESS_BAR) {
@@ -92,6 +100,12 @@ void progress_update(void *arg, uint64_t done, uint64_t total)
 
 void progress_end(struct progress *p)
 {
+	if (p->mode == PROGRESS_JSON && p->pending) {
+		double now = monotonic();
+
+		progress_json(p->pending_done, p->pending_total,
+			      now > p->start ? (double)p->pending_done / (now - p->start) : 0);
+	}
 	if (p->mode == PROGRESS_BAR && p->shown)
 		fputs("\r\033[K", stderr);
 	fflush(stderr);

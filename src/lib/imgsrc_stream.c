@@ -9,7 +9,8 @@
  * run in parallel behind. From a file, the payload size is known before
  * anything is written: xz keeps it in its index, zstd usually in its frame
  * headers, and gzip (or a zstd frame without it) takes a counting pass. From
- * a source that cannot start over it is not (size_known false): the chunks
+ * a source that cannot start over it is not (size_known false; but an xz
+ * index is read by ranges where the source has them): the chunks
  * say where the payload ends, and one that reaches the room on the device
  * with more to come is an error. A qcow2 inside a stream is first
  * decompressed to an unlinked temporary file in $TMPDIR (default /var/tmp),
@@ -36,6 +37,7 @@
 #include "qcow2.h"
 
 #define IN_SIZE (1024 * 1024)
+#define XZ_INDEX_READ (64 * 1024)	/* the header, then the index at the end */
 #define TMP_MARGIN (512ull * 1024 * 1024)
 
 struct stream {
@@ -302,21 +304,28 @@ static int xz_size(struct stream *s, uint64_t *size)
 	lzma_index *idx = NULL;
 	uint64_t pos = 0;
 	lzma_ret ret;
+	/* Its own buffer: the stream's input may be in use (a URL that cannot start over). */
+	uint8_t *buf;
 
 	if (!s->bytes->ops->pread)
 		return -ENODATA; /* no seeking to the index: count instead */
-	if (lzma_file_info_decoder(&strm, &idx, UINT64_MAX, s->file_size) != LZMA_OK)
+	if (!(buf = malloc(XZ_INDEX_READ)))
 		return -ENOMEM;
+	if (lzma_file_info_decoder(&strm, &idx, UINT64_MAX, s->file_size) != LZMA_OK) {
+		free(buf);
+		return -ENOMEM;
+	}
 	do {
 		if (!strm.avail_in) {
-			size_t n = s->file_size - pos < IN_SIZE ? (size_t)(s->file_size - pos)
-								: IN_SIZE;
+			size_t n = s->file_size - pos < XZ_INDEX_READ ? (size_t)(s->file_size - pos)
+								      : XZ_INDEX_READ;
 
-			if (bytesrc_pread(s->bytes, s->in, n, pos) < 0) {
+			if (bytesrc_pread(s->bytes, buf, n, pos) < 0) {
 				lzma_end(&strm);
+				free(buf);
 				return -EIO;
 			}
-			strm.next_in = s->in;
+			strm.next_in = buf;
 			strm.avail_in = n;
 			pos += n;
 		}
@@ -328,6 +337,7 @@ static int xz_size(struct stream *s, uint64_t *size)
 		}
 	} while (ret == LZMA_OK);
 	lzma_end(&strm);
+	free(buf);
 	if (ret != LZMA_STREAM_END)
 		return -EINVAL;
 	*size = lzma_index_uncompressed_size(idx);
@@ -580,8 +590,13 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 		return rc < 0 ? rc : 1; /* a qcow2: the caller opens it */
 	}
 	if (s->bytes->fd < 0) {
-		src->size_known = s->kind == IMGSRC_STREAM_PLAIN && s->bytes->size_known;
-		src->size = src->size_known ? s->bytes->size : 0;
+		/* An xz index at the end of a URL that takes ranges: two small reads. */
+		if (s->kind == IMGSRC_STREAM_XZ && s->bytes->size_known && s->bytes->ops->pread)
+			src->size_known = xz_size(s, &src->size) == 0;
+		else if (s->kind == IMGSRC_STREAM_PLAIN && s->bytes->size_known)
+			src->size_known = true, src->size = s->bytes->size;
+		else
+			src->size_known = false, src->size = 0;
 		return 0;
 	}
 	rc = stream_size(s, scratch, CHUNK_SIZE, &src->size);

@@ -222,16 +222,23 @@ case_progress() {
 	last=$(tail -n 1 <<<"$err")
 	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw")" "raw: total"
 	assert_eq "$(jq -r .bytes_done <<<"$last")" "$(stat -c %s "$www/vm.raw")" "raw: done"
+	# xz: its index, read by ranges, gives the payload's size up front.
 	run_net provision --no-map --progress=json "$d" "$NET_HTTP/vm.raw.xz"
 	assert_rc 0
 	last=$(tail -n 1 <<<"$err")
-	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw.xz")" "xz: total"
-	[ "$(jq -r .bytes_done <<<"$last")" -gt 0 ] || { echo "xz: no bytes done: $last"; return 1; }
-	holds "$d" "$www/vm.raw" "$www/vm.raw.xz"
-	# From a pipe nothing is known of the total.
+	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw")" "xz: total"
+	# gzip has no index: the file's bytes received, of its size.
+	run_net provision --no-map --progress=json "$d" "$NET_HTTP/vm.raw.gz"
+	assert_rc 0
+	last=$(tail -n 1 <<<"$err")
+	assert_eq "$(jq -r .bytes_total <<<"$last")" "$(stat -c %s "$www/vm.raw.gz")" "gzip: total"
+	[ "$(jq -r .bytes_done <<<"$last")" -gt 0 ] || { echo "gzip: no bytes done: $last"; return 1; }
+	holds "$d" "$www/vm.raw" "$www/vm.raw.gz"
+	# From a pipe nothing is known of the total; the last line still comes.
 	run_net provision --no-map --progress=json "$d" - <"$www/vm.raw.xz"
 	assert_rc 0
 	assert_eq "$(tail -n 1 <<<"$err" | jq -r .bytes_total)" null "stdin: total"
+	assert_eq "$(tail -n 1 <<<"$err" | jq -r .bytes_done)" "$(stat -c %s "$www/vm.raw")" "stdin: done"
 }
 
 case_info() {
@@ -299,10 +306,15 @@ case_too_big() {
 	run_net provision --no-map "$d" "$NET_HTTP/big.raw.gz"
 	status_is 8 "too small"
 	left_writing "$d"
-	# A raw image whose size the server says: refused before the first write.
+	# A raw image whose size the server says, or an xz one whose index it
+	# serves by ranges: refused before the first write.
 	d=$(holding too-big-raw $((8 << 20)))
 	before=$(state "$d")
 	run_net provision --no-map "$d" "$NET_HTTP/big.raw"
+	status_is 8 "too small"
+	untouched "$d" "$before"
+	xz -1 -T1 -c "$www/big.raw" >"$www/big.raw.xz"
+	run_net provision --no-map "$d" "$NET_HTTP/big.raw.xz"
 	status_is 8 "too small"
 	untouched "$d" "$before"
 }
@@ -673,7 +685,7 @@ case_retries_exhausted() {
 
 run_case case_formats 'every format (raw, qcow2, gzip, xz, zstd raw, xz qcow2) over http and https gives the payload and hashes of the local file'
 run_case case_json_and_matched 'provision --json of a URL reports the hash of the file as published; the same URL again is written without a digest, matched with it'
-run_case case_progress '--progress=json of a URL: a raw payload of its size, a compressed file received of its size; from a pipe, no total'
+run_case case_progress '--progress=json of a URL: a raw or xz payload of its size, a gzip file received of its size; from a pipe, no total'
 run_case case_info 'info of a URL says what info of the file says (raw, qcow2, xz); 404 exits 7, 403 exits 9'
 run_case case_stdin 'raw and compressed raw from a pipe on standard input give the local payload'
 run_case case_stdin_qcow2 'qcow2 and xz qcow2 from a pipe are spooled and give the local payload'
