@@ -173,6 +173,11 @@ int imgdev_digest_from_url(struct imgdev_ctx *ctx, const char *sums_url, const c
 	if (!bytesrc_is_url(sums_url))
 		return ctx_error(ctx, EINVAL,
 				 "%s: a checksum file must be an http:// or https:// URL", sums_url);
+	/* A file's digest is trusted, not checked: one from a checksum file must be checked. */
+	if (!bytesrc_is_url(image_url))
+		return ctx_error(ctx, EINVAL, "%s: --digest-url is for an image at a URL, whose "
+				 "bytes are checked against it (give a file's digest with --digest)",
+				 image_url);
 	if (!url_file_name(image_url, name, sizeof(name)))
 		return ctx_error(ctx, EINVAL, "%s: no file name in the URL to look up in %s",
 				 image_url, sums_url);
