@@ -188,7 +188,8 @@ static void qcow2_release_chunk(struct imgsrc *src, const struct chunk *c)
 	};
 	char err[256];
 
-	if (!src->drop_behind || src->data != src->bytes)
+	/* No file, no page cache: a URL's L2 entries are not fetched again for nothing. */
+	if (!src->drop_behind || src->data != src->bytes || src->data->fd < 0)
 		return;
 	if (qcow2_read(&qs->q, &out, c->off, c->len, err, sizeof(err)) == 0)
 		drop_pending(&d);
