@@ -5,6 +5,8 @@ BUILD ?= build
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 300
+# Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP).
+BENCH ?= provision http
 
 .PHONY: all build test demo install bench fuzz clean
 
@@ -33,7 +35,10 @@ install: build
 
 bench: build
 	@tests/deps.sh bench
-	bench/provision
+	@for b in $(BENCH); do \
+		case $$b in provision | http) ;; *) echo "make bench: BENCH names provision and http, not $$b" >&2; exit 2 ;; esac; \
+		echo "bench/$$b"; bench/$$b || exit $$?; \
+	done
 
 fuzz:
 	@tests/deps.sh test

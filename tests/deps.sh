@@ -5,7 +5,8 @@ set -euo pipefail
 
 build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev libcurl4-openssl-dev)
 test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev nginx-light openssl python3 nbdkit)
-bench=("${test[@]}" qemu-utils hyperfine)
+# bench/http: nginx-light, nbdkit, curl, and time for /usr/bin/time.
+bench=("${test[@]}" qemu-utils hyperfine nginx-light nbdkit curl time)
 demo=("${build[@]}" util-linux e2fsprogs jq)
 
 case "${1:-build}" in
