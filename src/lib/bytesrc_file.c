@@ -146,18 +146,3 @@ int bytesrc_open_file(struct imgdev_ctx *ctx, const char *path, struct bytesrc *
 				 "%s: cannot open the image: %s", path, strerror(errno));
 	return bytesrc_from_fd(ctx, fd, path, out);
 }
-
-void bytesrc_close(struct bytesrc *bs)
-{
-	if (!bs)
-		return;
-	if (bs->ops)
-		bs->ops->close(bs);
-	free(bs->name);
-	free(bs);
-}
-
-const char *bytesrc_error(const struct bytesrc *bs, int rc)
-{
-	return bs->msg[0] ? bs->msg : strerror(rc < 0 ? -rc : rc);
-}

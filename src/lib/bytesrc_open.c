@@ -1,8 +1,10 @@
 /*
  * Which byte source an image's name means: "-" is standard input, an
  * http:// or https:// URL is fetched (with the context's fetch options),
- * anything else is a file.
+ * anything else is a file. Also what every kind of source shares: closing
+ * it, and the words of its last failure.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,4 +23,19 @@ int bytesrc_open_image(struct imgdev_ctx *ctx, const char *image, struct bytesrc
 bool bytesrc_names_stream(const char *image)
 {
 	return strcmp(image, "-") == 0 || bytesrc_is_url(image);
+}
+
+void bytesrc_close(struct bytesrc *bs)
+{
+	if (!bs)
+		return;
+	if (bs->ops)
+		bs->ops->close(bs);
+	free(bs->name);
+	free(bs);
+}
+
+const char *bytesrc_error(const struct bytesrc *bs, int rc)
+{
+	return bs->msg[0] ? bs->msg : strerror(rc < 0 ? -rc : rc);
 }

@@ -20,6 +20,17 @@
 #include "ops.h"
 
 /*
+ * Whether h has a complete record for an image of image_size bytes laid
+ * out as a mapping expects (from sector 1), on a device that holds it.
+ */
+static bool complete_record_fits(const struct hdr *h, const struct bdev *bd, uint64_t image_size)
+{
+	return hdr_has_magic(h) && h->rec_status == REC_VALID && h->rec.state == REC_STATE_COMPLETE &&
+	       h->rec.image_size == image_size && h->rec.data_offset == SECTOR_SIZE &&
+	       bd->size >= SECTOR_SIZE && bd->size - SECTOR_SIZE >= image_size;
+}
+
+/*
  * Whether the device already holds this image: a complete record for an
  * image of this size whose hash is the digest (or, without one, the hash
  * of the image file, computed only when the record makes a match possible).
@@ -30,10 +41,7 @@ static int header_matches(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 {
 	int rc;
 
-	/* The mapping starts at sector 1: a record for another layout is no match. */
-	if (!hdr_has_magic(h) || h->rec_status != REC_VALID || h->rec.state != REC_STATE_COMPLETE ||
-	    h->rec.image_size != src->size || h->rec.data_offset != SECTOR_SIZE ||
-	    bd->size < SECTOR_SIZE || bd->size - SECTOR_SIZE < src->size)
+	if (!complete_record_fits(h, bd, src->size))
 		return 0;
 	if (opts->has_digest) {
 		memcpy(hash, opts->digest, IMGDEV_HASH_SIZE);
@@ -140,19 +148,17 @@ static bool stream_already_there(const struct provision *p)
 {
 	const struct hdr *h = &p->h;
 
-	return p->opts->has_digest && hdr_has_magic(h) && h->rec_status == REC_VALID &&
-	       h->rec.state == REC_STATE_COMPLETE && h->rec.data_offset == SECTOR_SIZE &&
-	       p->probe.size >= SECTOR_SIZE && p->probe.size - SECTOR_SIZE >= h->rec.image_size &&
+	/* Its size is not known before it is fetched: the record's must fit. */
+	return p->opts->has_digest && complete_record_fits(h, &p->probe, h->rec.image_size) &&
 	       hdr_is_complete(h, p->opts->digest) == 1;
 }
 
-/* The device holds the image: say so, and fill the result from the record. */
-static void already_holds(struct provision *p)
+/* A stream the device holds: the result from the record, as it was never opened. */
+static void result_from_record(struct provision *p)
 {
 	memcpy(p->res->image_hash, p->h.rec.target_hash, IMGDEV_HASH_SIZE);
 	memcpy(p->res->content_hash, p->h.rec.content_hash, IMGDEV_HASH_SIZE);
 	p->res->image_size = p->h.rec.image_size;
-	ctx_log(p->ctx, LOGP_INFO, "%s: already holds this image; nothing written", p->probe.path);
 }
 
 /*
@@ -260,8 +266,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	hdr_decode(sector, sizeof(sector), &p.h);
 	rc = device_holds_image(&p);
 	if (rc == 1 && bytesrc_names_stream(image))
-		already_holds(&p);
-	else if (rc == 1)
+		result_from_record(&p);
+	if (rc == 1)
 		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", p.probe.path);
 	else if (rc == 0)
 		rc = write_image(&p);
