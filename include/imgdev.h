@@ -136,6 +136,12 @@ struct imgdev_header {
 	uint8_t content_hash[IMGDEV_HASH_SIZE];	/* block-wise SHA-256 of the payload */
 	uint8_t target_hash[IMGDEV_HASH_SIZE];	/* the image the write is for */
 	uint64_t commit_time;		/* Unix seconds of the last record write */
+	/*
+	 * State writing: payload bytes already durable on the device, where a
+	 * rerun of the same provision (a raw image at a URL, the same digest)
+	 * resumes; 0 if none.
+	 */
+	uint64_t resume_at;
 };
 
 /*
@@ -264,6 +270,12 @@ struct imgdev_provision_result {
 	uint64_t bytes_written;		/* payload bytes sent as data */
 	uint64_t bytes_zeroed;		/* payload bytes zeroed without data */
 	double seconds;
+	/*
+	 * 0, or where the write resumed: payload bytes an interrupted write of
+	 * this image (a raw image at a URL, the same digest) had made durable,
+	 * re-read and hashed from the device, not fetched.
+	 */
+	uint64_t resumed_at;
 };
 
 /*

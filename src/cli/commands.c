@@ -241,6 +241,8 @@ static void header_print_text(const char *device, const struct imgdev_header *h)
 	printf("image size:  %" PRIu64 "\nfor image:   %s\n", h->image_size, hash);
 	imgdev_format_hash(h->content_hash, hash);
 	printf("content:     %s\n", hash);
+	if (h->resume_at)
+		printf("resume at:   %" PRIu64 "\n", h->resume_at);
 }
 
 static void header_print_json(const char *device, const struct imgdev_header *h)
@@ -264,6 +266,8 @@ static void header_print_json(const char *device, const struct imgdev_header *h)
 		imgdev_format_hash(h->content_hash, hash);
 		json_object_object_add(o, "content_hash", json_object_new_string(hash));
 		json_object_object_add(o, "commit_time", json_object_new_uint64(h->commit_time));
+		if (h->commit_state == IMGDEV_COMMIT_WRITING)
+			json_object_object_add(o, "resume_at", json_object_new_uint64(h->resume_at));
 	}
 	cli_print_json(o);
 }

@@ -100,6 +100,14 @@ int bytesrc_open_pipe(struct imgdev_ctx *ctx, int fd, const char *name, struct b
 struct imgdev_fetch_opts;
 int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
 		     struct bytesrc **bs);
+/*
+ * The same, streaming from the file offset start (a copy resumed there):
+ * read gives the bytes from start on, peek is refused, and size is still
+ * the whole file's. The first GET asks for the range from start; a server
+ * that sends the whole file instead has the bytes before start skipped.
+ */
+int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+			uint64_t start, struct bytesrc **bs);
 /* Whether name is a URL that bytesrc_open_url takes. */
 bool bytesrc_is_url(const char *name);
 /* What a URL source received (all bodies, retries included) and how often it retried. */

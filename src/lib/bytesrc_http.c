@@ -126,7 +126,8 @@ struct http_src {
 	struct curl_slist *headers;        /* every request's */
 	bool file_headers;                 /* some of them from the header file (credentials) */
 	struct curl_slist *resume_headers; /* and If-Range */
-	/* The first 200: set by the transfer thread before open returns, then fixed. */
+	uint64_t start; /* the file offset the stream starts at (a resumed copy's) */
+	/* The first 200 (or 206, from start): set by the transfer thread before open returns, then fixed. */
 	bool have_first;
 	enum validator_kind vkind;
 	char validator[256];
@@ -875,6 +876,22 @@ static bool retry_next(struct http_src *h, const struct http_outcome *o, const c
 
 /* --- The stream --- */
 
+/*
+ * The first answer to a stream that starts past the first byte: the range
+ * asked for, of a file whose size it says; false, to abort, if not.
+ */
+static bool first_range_ok(struct http_req *r)
+{
+	const struct http_resp *rp = &r->resp;
+
+	if (rp->has_range && rp->range_first == r->want && rp->range_total_known &&
+	    rp->range_last + 1 == rp->range_total)
+		return true;
+	return fatal(r, EREMOTEIO,
+		     "%s: asked for the bytes from %" PRIu64 ", the server sent another range",
+		     r->h->url, r->want);
+}
+
 /* The first response, or a retry's: which bytes of it to take. */
 static bool stream_on_headers(struct http_req *r)
 {
@@ -886,7 +903,9 @@ static bool stream_on_headers(struct http_req *r)
 		return false;
 	}
 	if (!h->have_first) {
-		if (rp->status != 200 && rp->status != 203)
+		if (rp->status == 206 && r->ranged && !first_range_ok(r))
+			return false;
+		if (rp->status != 200 && rp->status != 203 && !(rp->status == 206 && r->ranged))
 			return fatal(r, EREMOTEIO, "%s: unexpected answer HTTP %ld %s", h->url,
 				     rp->status, rp->reason);
 		if (rp->encoding[0])
@@ -898,9 +917,20 @@ static bool stream_on_headers(struct http_req *r)
 		snprintf(h->validator, sizeof(h->validator), "%s", resp_validator(h, rp));
 		if (h->vkind != VALIDATOR_NONE && !make_resume_headers(h))
 			return fatal(r, ENOMEM, "out of memory");
-		h->size_known = rp->has_length && !rp->chunked;
-		h->size = h->size_known ? rp->length : 0;
-		h->accept_ranges = rp->accept_ranges;
+		if (rp->status == 206) {
+			h->size_known = true;
+			h->size = rp->range_total;
+		} else {
+			h->size_known = rp->has_length && !rp->chunked;
+			h->size = h->size_known ? rp->length : 0;
+			r->pos = 0; /* the whole file: the bytes before start are skipped */
+			if (r->ranged)
+				http_warn(h,
+					  "%s: the server sent the whole file, not the bytes from %" PRIu64
+					  ": they are fetched again and skipped",
+					  h->url, r->want);
+		}
+		h->accept_ranges = rp->accept_ranges || rp->status == 206;
 		pthread_mutex_lock(&h->lock);
 		h->have_first = true;
 		pthread_cond_broadcast(&h->cond);
@@ -1055,7 +1085,8 @@ static void *stream_main(void *arg)
 		int64_t delay;
 		CURLcode res;
 
-		req_prepare(r, ranged, start, UINT64_MAX, ranged ? h->resume_headers : h->headers);
+		req_prepare(r, ranged, start, UINT64_MAX,
+			    ranged && h->resume_headers ? h->resume_headers : h->headers);
 		res = stream_perform(s);
 		if (atomic_load(&s->abort))
 			break;
@@ -1068,7 +1099,7 @@ static void *stream_main(void *arg)
 		}
 		if (s->filled > start)
 			tries = 0;
-		if (o.transient && s->filled && h->vkind == VALIDATOR_NONE) {
+		if (o.transient && s->filled > h->start && h->vkind == VALIDATOR_NONE) {
 			msgf(msg, sizeof(msg),
 			     "%s: %s after %" PRIu64 " bytes, and the transfer cannot be resumed "
 			     "safely (the server gave no ETag or Last-Modified)",
@@ -1215,9 +1246,10 @@ static ssize_t http_peek(struct bytesrc *bs, void *buf, size_t len)
 		err = http_pread(bs, buf, len, 0);
 		return err < 0 ? err : (ssize_t)len;
 	}
-	if (s->read_started || s->stopped) {
+	if (s->read_started || s->stopped || h->start) {
 		pthread_mutex_unlock(&h->lock);
-		set_msg(bs, "peek after read");
+		set_msg(bs, h->start ? "peek of a stream that starts past the first byte"
+				     : "peek after read");
 		return -EINVAL;
 	}
 	while (s->filled < len && !s->ended && !s->stopped)
@@ -1498,6 +1530,12 @@ static struct http_src *http_src_new(void)
 int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
 		     struct bytesrc **out)
 {
+	return bytesrc_open_url_at(ctx, url, fo, 0, out);
+}
+
+int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+			uint64_t start, struct bytesrc **out)
+{
 	static const struct imgdev_fetch_opts defaults = IMGDEV_FETCH_OPTS_INIT;
 	struct bytesrc *bs;
 	struct http_src *h;
@@ -1525,6 +1563,7 @@ int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgde
 	}
 	h->url = bs->name;
 	h->ctx = ctx;
+	h->start = h->stream.filled = h->stream.consumed = start;
 	rc = http_configure(ctx, h, fo ? fo : &defaults);
 	if (rc == 0)
 		rc = stream_start(ctx, h);

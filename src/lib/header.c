@@ -64,6 +64,7 @@ static void rec_encode(const struct commit_rec *r, uint8_t sector[SECTOR_SIZE])
 	memcpy(p + 32, r->content_hash, IMGDEV_HASH_SIZE);
 	memcpy(p + 64, r->target_hash, IMGDEV_HASH_SIZE);
 	put_be64(p + 96, r->commit_time);
+	put_be64(p + 104, r->resume_at);
 	rec_checksum(sector, sector + REC_SUM_OFFSET);
 }
 
@@ -87,6 +88,7 @@ static enum rec_status rec_decode(const uint8_t sector[SECTOR_SIZE], struct comm
 	memcpy(r->content_hash, p + 32, IMGDEV_HASH_SIZE);
 	memcpy(r->target_hash, p + 64, IMGDEV_HASH_SIZE);
 	r->commit_time = get_be64(p + 96);
+	r->resume_at = get_be64(p + 104);
 	if ((r->state != REC_STATE_WRITING && r->state != REC_STATE_COMPLETE) ||
 	    r->block_size != CONTENT_BLOCK_SIZE || r->data_offset < SECTOR_SIZE ||
 	    r->data_offset % SECTOR_SIZE != 0)

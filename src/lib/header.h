@@ -8,6 +8,7 @@
  *  64  u8[8]  "IMGDEVCR"        72 u16 record version (1)   74 u16 state
  *  76  u32 content block size   80 u64 data offset          88 u64 image size
  *  96  u8[32] content hash     128 u8[32] target image hash 160 u64 commit time
+ * 168  u64 resume point (state writing: payload bytes durable there, 0 if none)
  * 480  u8[32] SHA-256 of bytes 64..479; everything else zero. docs/FORMAT.md
  * has the whole story.
  */
@@ -50,6 +51,12 @@ struct commit_rec {
 	uint8_t content_hash[IMGDEV_HASH_SIZE];
 	uint8_t target_hash[IMGDEV_HASH_SIZE];
 	uint64_t commit_time;
+	/*
+	 * State writing: the payload's first resume_at bytes are on the device
+	 * and durable, a raw image being fetched from a URL whose digest is
+	 * target_hash (ops_provision.c resumes there); 0 otherwise.
+	 */
+	uint64_t resume_at;
 };
 
 struct hdr {

@@ -38,26 +38,49 @@ int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *sr
 	return 0;
 }
 
+int identity_init_resumed(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
+			  const uint8_t digest[IMGDEV_HASH_SIZE])
+{
+	memset(id, 0, sizeof(*id));
+	id->src = src;
+	id->way = IDENTITY_PAYLOAD;
+	id->verify = true;
+	memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
+	if (!(id->md = sha256_new()))
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	return 0;
+}
+
 bool identity_known_up_front(const struct identity *id)
 {
 	return id->way == IDENTITY_GIVEN || id->verify;
 }
 
-int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, const char *name,
-			    const uint8_t *digest, uint8_t hash[IMGDEV_HASH_SIZE])
+/* 0 if got is the digest; else -EILSEQ, with both in ctx. */
+static int check_digest(struct imgdev_ctx *ctx, const char *name, const uint8_t *digest,
+			const uint8_t *got, uint64_t size)
 {
 	char want_hex[72], got_hex[72];
-	uint64_t size;
-	int rc = bytesrc_hash_finish(ctx, received, hash, &size);
 
-	if (rc < 0 || !digest || memcmp(hash, digest, IMGDEV_HASH_SIZE) == 0)
-		return rc;
+	if (memcmp(got, digest, IMGDEV_HASH_SIZE) == 0)
+		return 0;
 	imgdev_format_hash(digest, want_hex);
-	imgdev_format_hash(hash, got_hex);
+	imgdev_format_hash(got, got_hex);
 	return ctx_error(ctx, EILSEQ,
 			 "%s: the image does not match its digest: expected %s, "
 			 "received %llu bytes with %s; nothing was committed",
 			 name, want_hex, (unsigned long long)size, got_hex);
+}
+
+int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, const char *name,
+			    const uint8_t *digest, uint8_t hash[IMGDEV_HASH_SIZE])
+{
+	uint64_t size;
+	int rc = bytesrc_hash_finish(ctx, received, hash, &size);
+
+	if (rc < 0 || !digest)
+		return rc;
+	return check_digest(ctx, name, digest, hash, size);
 }
 
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id)
@@ -107,9 +130,19 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
 		if (id->thread_rc < 0)
 			rc = ctx_error(ctx, id->thread_rc, "%s", imgdev_ctx_last_error(id->thread_ctx));
 	}
-	if (id->way == IDENTITY_PAYLOAD)
+	if (id->way == IDENTITY_PAYLOAD && !id->verify)
 		sha256_final(id->md, id->hash);
 	return rc;
+}
+
+int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size)
+{
+	uint8_t got[IMGDEV_HASH_SIZE];
+
+	if (id->way != IDENTITY_PAYLOAD || !id->verify)
+		return 0;
+	sha256_final(id->md, got);
+	return check_digest(ctx, id->src->name, id->hash, got, size);
 }
 
 void identity_free(struct identity *id)

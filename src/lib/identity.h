@@ -23,7 +23,8 @@ struct imgsrc;
 
 enum identity_way {
 	IDENTITY_GIVEN,		/* the caller's digest */
-	IDENTITY_PAYLOAD,	/* the payload's bytes, in order (md, fed by the pipeline) */
+	IDENTITY_PAYLOAD,	/* the payload's bytes, in order (md, fed by the pipeline);
+				   checked against a digest when resumed */
 	IDENTITY_FILE,		/* the image file's, by a thread of its own */
 	IDENTITY_RECEIVED,	/* the bytes received, hashed as they came; checked against a digest */
 };
@@ -38,8 +39,9 @@ struct identity {
 	bool started;
 	struct imgdev_ctx *thread_ctx;	/* its own, for its error message */
 	int thread_rc;
-	/* IDENTITY_RECEIVED: the hashing source, and whether hash is the digest to check. */
+	/* IDENTITY_RECEIVED: the hashing source. */
 	struct bytesrc *received;
+	/* IDENTITY_RECEIVED, or a resumed IDENTITY_PAYLOAD: hash is the digest to check. */
 	bool verify;
 };
 
@@ -51,6 +53,14 @@ struct identity {
  */
 int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
 		  const uint8_t *digest, struct bytesrc *received);
+/*
+ * A copy resumed from a device that holds the first bytes already: the
+ * payload's bytes in order (those re-read from the device, then those
+ * received), which must hash to digest, a raw image's (IDENTITY_PAYLOAD,
+ * checked). 0 or -ENOMEM (in ctx).
+ */
+int identity_init_resumed(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
+			  const uint8_t digest[IMGDEV_HASH_SIZE]);
 /* Whether id->hash names the image before the copy (a digest given). */
 bool identity_known_up_front(const struct identity *id);
 /* IDENTITY_FILE: start hashing the file beside the copy; else nothing. 0 or -errno. */
@@ -66,6 +76,11 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id);
  * 0, -EILSEQ when it is not the digest given, or -errno; else nothing.
  */
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id);
+/*
+ * A resumed copy's, after it succeeded with size payload bytes: 0, or
+ * -EILSEQ when they are not the digest's; else nothing.
+ */
+int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size);
 /*
  * The hash of all the bytes received (bytesrc_hash_finish) into hash; with
  * digest not NULL, -EILSEQ unless it is that. 0 or -errno in ctx.

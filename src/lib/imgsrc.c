@@ -90,15 +90,14 @@ static int imgsrc_probe(struct imgdev_ctx *ctx, struct imgsrc *src)
 	}
 }
 
-int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgsrc_policy *policy,
-		struct imgsrc **out)
+/* A source over bytes (which it then owns) with the policy, its format not yet set; NULL without memory. */
+static struct imgsrc *imgsrc_new(struct bytesrc *bytes, const struct imgsrc_policy *policy)
 {
 	struct imgsrc *src = calloc(1, sizeof(*src));
-	int rc = 0;
 
 	if (!src) {
 		bytesrc_close(bytes);
-		return ctx_error(ctx, ENOMEM, "out of memory");
+		return NULL;
 	}
 	src->bytes = src->data = bytes;
 	src->name = bytes->name;
@@ -106,19 +105,47 @@ int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgs
 		src->policy = *policy;
 	src->size_known = true;
 	src->room = UINT64_MAX;
+	return src;
+}
+
+/* The format set up (rc 0): what the policy then allows; else the source closed. */
+static int imgsrc_opened(struct imgsrc *src, int rc, struct imgsrc **out)
+{
+	/* Without a digest, a file that is not the payload is hashed beside the chunks. */
+	src->drop_behind =
+		!src->bytes->in_memory && (src->policy.hash_given || src->identity_is_payload);
+	if (rc < 0)
+		imgsrc_close(src);
+	else
+		*out = src;
+	return rc;
+}
+
+int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgsrc_policy *policy,
+		struct imgsrc **out)
+{
+	struct imgsrc *src = imgsrc_new(bytes, policy);
+	int rc = 0;
+
+	if (!src)
+		return ctx_error(ctx, ENOMEM, "out of memory");
 	if (bytes->size_known && bytes->size == 0)
 		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image is empty", src->name);
 	if (rc == 0)
 		rc = imgsrc_probe(ctx, src);
 	if (rc == 0 && src->size_known && src->size == 0)
 		rc = ctx_error(ctx, ENOMEDIUM, "%s: the image's virtual size is 0", src->name);
-	/* Without a digest, a file that is not the payload is hashed beside the chunks. */
-	src->drop_behind = !bytes->in_memory && (src->policy.hash_given || src->identity_is_payload);
-	if (rc < 0)
-		imgsrc_close(src);
-	else
-		*out = src;
-	return rc;
+	return imgsrc_opened(src, rc, out);
+}
+
+int imgsrc_open_raw_at(struct imgdev_ctx *ctx, struct bytesrc *bytes, uint64_t start,
+		       const struct imgsrc_policy *policy, struct imgsrc **out)
+{
+	struct imgsrc *src = imgsrc_new(bytes, policy);
+
+	if (!src)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	return imgsrc_opened(src, imgsrc_stream_init_at(ctx, src, start), out);
 }
 
 void imgsrc_close(struct imgsrc *src)

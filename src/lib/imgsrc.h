@@ -102,6 +102,14 @@ struct imgsrc {
  */
 int imgsrc_open(struct imgdev_ctx *ctx, struct bytesrc *bytes, const struct imgsrc_policy *policy,
 		struct imgsrc **src);
+/*
+ * Open bytes (as imgsrc_open does) as a raw image read in order from
+ * payload offset start: a copy resumed there, whose first start bytes are
+ * elsewhere (on the device). Nothing is probed; bytes must start there
+ * (bytesrc_open_url_at) and be of a known size.
+ */
+int imgsrc_open_raw_at(struct imgdev_ctx *ctx, struct bytesrc *bytes, uint64_t start,
+		       const struct imgsrc_policy *policy, struct imgsrc **src);
 void imgsrc_close(struct imgsrc *src);
 
 /*
@@ -116,6 +124,10 @@ void imgsrc_info(const struct imgsrc *src, struct imgdev_image_info *info);
 int imgsrc_raw_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 int imgsrc_qcow2_init(struct imgdev_ctx *ctx, struct imgsrc *src);
 int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind);
+/* A plain stream whose bytes before start are not read (imgsrc_open_raw_at). */
+int imgsrc_stream_init_at(struct imgdev_ctx *ctx, struct imgsrc *src, uint64_t start);
+/* Whether src is a plain stream (not compressed) of a known size over a source with ranges. */
+bool imgsrc_is_ranged_plain_stream(const struct imgsrc *src);
 
 /* Fill chunk c, or be done with it: the format's operations, for callers. */
 int imgsrc_read_chunk(struct imgsrc *src, struct chunk *c);

@@ -605,14 +605,12 @@ static int stream_setup(struct imgdev_ctx *ctx, struct imgsrc *src, struct strea
 	return stream_reset(s) < 0 ? ctx_error(ctx, ENOMEM, "out of memory") : 0;
 }
 
-int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind)
+/* The stream's state on src, of this kind, set up to decode nothing yet; 0 or -ENOMEM in ctx. */
+static int stream_new(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind)
 {
 	struct stream *s = calloc(1, sizeof(*s));
-	uint8_t *scratch = malloc(CHUNK_SIZE);
-	int rc;
 
-	if (!s || !scratch || !(s->in = malloc(IN_SIZE))) {
-		free(scratch);
+	if (!s || !(s->in = malloc(IN_SIZE))) {
 		stream_free(s);
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	}
@@ -628,7 +626,16 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_s
 	src->compression = kind_name(s->kind);
 	src->identity_is_payload = kind == IMGSRC_STREAM_PLAIN;
 	src->size_known = true;
-	rc = stream_setup(ctx, src, s, scratch);
+	return 0;
+}
+
+int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_stream_kind kind)
+{
+	uint8_t *scratch = malloc(CHUNK_SIZE);
+	int rc = scratch ? stream_new(ctx, src, kind) : ctx_error(ctx, ENOMEM, "out of memory");
+
+	if (rc == 0)
+		rc = stream_setup(ctx, src, src->priv, scratch);
 	free(scratch);
 	if (rc == 1) { /* qcow2 inside: from here on it is a qcow2 source */
 		stream_close(src);
@@ -638,4 +645,30 @@ int imgsrc_stream_init(struct imgdev_ctx *ctx, struct imgsrc *src, enum imgsrc_s
 		src->compression = kind_name(kind);
 	}
 	return rc;
+}
+
+int imgsrc_stream_init_at(struct imgdev_ctx *ctx, struct imgsrc *src, uint64_t start)
+{
+	int rc = stream_new(ctx, src, IMGSRC_STREAM_PLAIN);
+	struct stream *s = src->priv;
+
+	if (rc < 0)
+		return rc;
+	if (!src->bytes->size_known || start >= src->bytes->size)
+		return ctx_error(ctx, EINVAL, "%s: cannot resume at byte %llu of %s", src->name,
+				 (unsigned long long)start,
+				 src->bytes->size_known ? "a shorter image"
+							: "an image of unknown size");
+	s->pos = s->file_pos = start;
+	atomic_store(&src->file_read, start);
+	src->size = src->bytes->size;
+	return 0;
+}
+
+bool imgsrc_is_ranged_plain_stream(const struct imgsrc *src)
+{
+	const struct stream *s = src->priv;
+
+	return src->ops == &stream_ops && s->kind == IMGSRC_STREAM_PLAIN && src->size_known &&
+	       src->bytes->ops->pread;
 }

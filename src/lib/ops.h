@@ -31,11 +31,15 @@ static inline double monotonic_seconds(void)
  * Write src onto bd (open O_RDWR | O_EXCL) by the commit protocol
  * (provision_write.c) and fill res; 0 or -errno, the device then left
  * marked "writing". received: the hashing source src reads through (a URL,
- * standard input), whose hash is the identity, or NULL.
+ * standard input), whose hash is the identity, or NULL. resume_at: 0, or
+ * the payload bytes an interrupted write of this image left durable on the
+ * device (its record's resume point), which are re-read from there rather
+ * than from src (opened at that offset, imgsrc_open_raw_at); the identity
+ * is then the payload's, checked against the digest (-EILSEQ).
  */
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    struct bytesrc *received, const struct imgdev_provision_opts *opts,
-		    struct imgdev_provision_result *res);
+		    struct bytesrc *received, uint64_t resume_at,
+		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
 
 /* Take the device's advisory lock (writers of one device take turns). */
 int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);

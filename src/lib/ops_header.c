@@ -82,6 +82,7 @@ static void header_to_public(const struct hdr *h, struct imgdev_header *out)
 	memcpy(out->content_hash, h->rec.content_hash, IMGDEV_HASH_SIZE);
 	memcpy(out->target_hash, h->rec.target_hash, IMGDEV_HASH_SIZE);
 	out->commit_time = h->rec.commit_time;
+	out->resume_at = h->rec.state == REC_STATE_WRITING ? h->rec.resume_at : 0;
 }
 
 int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,

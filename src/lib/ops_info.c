@@ -4,6 +4,7 @@
  * the refusal reason. Reads only; what each format knows comes from its
  * info operation (imgsrc.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,9 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	info->file_size = bytes->size;
 	imgsrc_peek(bytes, info);
 	rc = imgsrc_open(ctx, bytes, NULL, &src);
+	/* Only the image's own faults make it unsupported; a server's or the network's stay errors. */
+	if (rc < 0 && rc != -ENOMEDIUM && rc != -ENOTSUP)
+		return rc;
 	if (rc < 0) {
 		info->supported = false;
 		snprintf(info->reason, sizeof(info->reason), "%s", imgdev_ctx_last_error(ctx));

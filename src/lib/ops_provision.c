@@ -108,6 +108,8 @@ struct provision {
 	struct imgsrc *src;
 	/* A source that is not a file (a URL, standard input): hashed as it is read. */
 	struct bytesrc *received;
+	/* 0, or where an interrupted write of this image is resumed (src opened there). */
+	uint64_t resume_at;
 };
 
 /*
@@ -121,6 +123,7 @@ static int open_image(struct provision *p)
 	int rc;
 
 	p->received = NULL;
+	p->resume_at = 0;
 	rc = bytesrc_open_image(p->ctx, p->image, &bytes);
 	if (rc == 0 && bytes->fd < 0) {
 		rc = bytesrc_hash_wrap(p->ctx, bytes, &bytes);
@@ -138,6 +141,77 @@ static int open_image(struct provision *p)
 		rc = identity_check_received(p->ctx, p->received, p->src->name, p->opts->digest, got);
 	}
 	return rc;
+}
+
+/*
+ * Where an interrupted write of this image can be resumed, or 0: a raw
+ * image fetched from this URL with this digest (the "writing" record names
+ * it, the header no image yet) left a resume point, a whole number of
+ * chunks short of the image's size, on a device with room for it. Whatever
+ * the bytes there are, the digest is checked over all of them at the end.
+ */
+static uint64_t resume_point(const struct provision *p)
+{
+	static const uint8_t none[IMGDEV_HASH_SIZE];
+	const struct hdr *h = &p->h;
+	const struct commit_rec *r = &h->rec;
+
+	if (!p->opts->has_digest || !bytesrc_is_url(p->image) || !hdr_has_magic(h) ||
+	    h->version != HDR_VERSION || h->rec_status != REC_VALID ||
+	    r->state != REC_STATE_WRITING || memcmp(h->image_hash, none, IMGDEV_HASH_SIZE) != 0 ||
+	    memcmp(r->target_hash, p->opts->digest, IMGDEV_HASH_SIZE) != 0)
+		return 0;
+	if (r->resume_at == 0 || r->resume_at % CHUNK_SIZE != 0 || r->resume_at >= r->image_size ||
+	    r->data_offset != SECTOR_SIZE || p->probe.size < SECTOR_SIZE ||
+	    p->probe.size - SECTOR_SIZE < r->image_size)
+		return 0;
+	return r->resume_at;
+}
+
+/*
+ * Open the URL from byte at, where the interrupted write stopped. What
+ * makes resuming pointless (the server refuses the range, the file's size
+ * changed) opens it from the first byte instead; a 404 or a refused access
+ * is final.
+ */
+static int open_image_resumed(struct provision *p, uint64_t at)
+{
+	struct imgsrc_policy policy = read_policy(p->opts);
+	struct bytesrc *bytes = NULL;
+	int rc = bytesrc_open_url_at(p->ctx, p->image, &p->ctx->fetch, at, &bytes);
+
+	if (rc == -ENOMEDIUM || rc == -EACCES)
+		return rc;
+	if (rc == 0 && bytes->size != p->h.rec.image_size) {
+		rc = ctx_error(p->ctx, ESTALE,
+			       "%s is %llu bytes now, the interrupted write was of %llu", p->image,
+			       (unsigned long long)bytes->size,
+			       (unsigned long long)p->h.rec.image_size);
+		bytesrc_close(bytes);
+	}
+	if (rc < 0) {
+		ctx_log(p->ctx, LOGP_WARNING, "%s; not resuming: starting from the first byte",
+			imgdev_ctx_last_error(p->ctx));
+		return open_image(p);
+	}
+	rc = imgsrc_open_raw_at(p->ctx, bytes, at, &policy, &p->src);
+	if (rc < 0)
+		return rc;
+	p->received = NULL;
+	p->resume_at = at;
+	ctx_log(p->ctx, LOGP_INFO,
+		"%s: resuming an interrupted write at byte %llu of %llu: the bytes before it are "
+		"re-read from the device, and the whole is checked against the digest",
+		p->image, (unsigned long long)at, (unsigned long long)p->h.rec.image_size);
+	return 0;
+}
+
+/* A stream's source: resumed where an interrupted write of it stopped, or from the start. */
+static int open_stream(struct provision *p)
+{
+	uint64_t at = resume_point(p);
+
+	return at ? open_image_resumed(p, at) : open_image(p);
 }
 
 /*
@@ -179,7 +253,7 @@ static int device_holds_image(struct provision *p)
 				"%s: without a digest, an image read as it "
 				"arrives is written: what it is is known only once received",
 				p->image);
-		return open_image(p);
+		return open_stream(p);
 	}
 	p->res->image_size = p->src->size;
 	rc = header_matches(p->ctx, &p->probe, &p->h, p->src, p->opts, p->res->image_hash);
@@ -213,20 +287,30 @@ static int write_image(struct provision *p)
 		rc = bdev_open(p->ctx, p->device, O_RDWR | O_EXCL, &p->bd);
 	if (rc == 0)
 		rc = bdev_check_same(p->ctx, &p->probe, &p->bd);
-	for (int restarts = 0; rc == 0; restarts++) {
+	for (int restarts = 0; rc == 0;) {
 		p->src->room = p->bd.size - SECTOR_SIZE;
-		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->opts, p->res);
-		if (rc != -ESTALE || !bytesrc_is_url(p->image))
-			break;
-		if (restarts == restarts_allowed(p->ctx)) {
-			char why[IMGDEV_ERRMSG_MAX];
+		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->resume_at, p->opts,
+				     p->res);
+		if (rc == -EILSEQ && p->resume_at) {
+			/* What the device held was not the image's start: once more, all of it. */
+			ctx_log(p->ctx, LOGP_WARNING,
+				"%s; the bytes re-read from the device were not the image's: "
+				"starting over from the first byte",
+				imgdev_ctx_last_error(p->ctx));
+		} else if (rc == -ESTALE && bytesrc_is_url(p->image)) {
+			if (restarts++ == restarts_allowed(p->ctx)) {
+				char why[IMGDEV_ERRMSG_MAX];
 
-			snprintf(why, sizeof(why), "%s", imgdev_ctx_last_error(p->ctx));
-			rc = ctx_error(p->ctx, EREMOTEIO, "%s (started over %d times)", why, restarts);
+				snprintf(why, sizeof(why), "%s", imgdev_ctx_last_error(p->ctx));
+				rc = ctx_error(p->ctx, EREMOTEIO, "%s (started over %d times)", why,
+					       restarts - 1);
+				break;
+			}
+			ctx_log(p->ctx, LOGP_WARNING, "%s; starting over from the first byte",
+				imgdev_ctx_last_error(p->ctx));
+		} else {
 			break;
 		}
-		ctx_log(p->ctx, LOGP_WARNING, "%s; starting over from the first byte",
-			imgdev_ctx_last_error(p->ctx));
 		imgsrc_close(p->src);
 		p->src = NULL;
 		rc = open_image(p);

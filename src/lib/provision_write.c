@@ -4,6 +4,9 @@
  * payload, copied from the image source to the device and flushed; (3)
  * sector 0 with the image hash and a "complete" record holding the content
  * hash, synced. A crash between any two leaves no header that matches.
+ * A raw image fetched from a URL with its digest also leaves checkpoints
+ * during (2): every few seconds, the payload so far flushed, then a
+ * "writing" record saying how much of it is durable, where a rerun resumes.
  */
 #include <string.h>
 #include <time.h>
@@ -18,11 +21,41 @@
 #include "payload_sink.h"
 #include "pipeline.h"
 
-/* A copy, as the pipeline sees it: chunks read from src, written to sink. */
+/* Sector 0 for this write: v1 header plus record in the given state. */
+static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *image_hash,
+			const struct commit_rec *rec)
+{
+	static const uint8_t none[IMGDEV_HASH_SIZE];
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr h;
+
+	hdr_init_v1(&h, image_hash ? image_hash : none);
+	h.rec_status = REC_VALID;
+	h.rec = *rec;
+	h.rec.commit_time = (uint64_t)time(NULL);
+	hdr_encode(&h, sector);
+	return bdev_write_sector0(ctx, bd, sector);
+}
+
+/* The least time between two checkpoints. */
+#define CHECKPOINT_SECONDS 1.0
+
+/*
+ * A copy, as the pipeline sees it: chunks read from src (or, before
+ * resume_at, from the device), written to sink.
+ */
 struct copy {
+	struct imgdev_ctx *ctx;
+	const struct bdev *bd;
 	struct imgsrc *src;
 	struct payload_sink sink;
 	const struct imgdev_provision_opts *opts;
+	uint64_t resume_at;
+	/* Checkpoints, written from the folding thread: the "writing" record. */
+	bool checkpoints;
+	struct commit_rec *rec;
+	double last_checkpoint;
+	int checkpoint_rc;
 };
 
 /*
@@ -40,10 +73,26 @@ static void progress_by_file(void *arg, uint64_t done, uint64_t total)
 			   cp->src->bytes->size);
 }
 
+/* A chunk an interrupted write left on the device: re-read from there. */
+static int reread_chunk(struct copy *cp, struct chunk *c)
+{
+	uint64_t at = cp->sink.data_offset + c->off;
+	int rc = bdev_io_pread(&cp->sink.io, c->buf, c->len, at);
+
+	if (rc < 0)
+		return chunk_error(c, rc,
+				   "%s: read error at device offset %llu, re-reading what an "
+				   "interrupted write left there: %s",
+				   cp->bd->path, (unsigned long long)at, strerror(-rc));
+	return 0;
+}
+
 static int copy_read_chunk(void *arg, struct chunk *c)
 {
 	struct copy *cp = arg;
 
+	if (c->off < cp->resume_at)
+		return reread_chunk(cp, c);
 	return imgsrc_read_chunk(cp->src, c);
 }
 
@@ -51,30 +100,45 @@ static int copy_write_chunk(void *arg, struct chunk *c)
 {
 	struct copy *cp = arg;
 
+	if (c->off < cp->resume_at)
+		return 0; /* on the device already */
 	return payload_sink_write(&cp->sink, c);
+}
+
+/*
+ * After chunk c is folded, every payload byte before its end is written:
+ * now and then, make them durable (the zero runs held back too), then say
+ * so in the "writing" record. Not after the payload's last chunk, which
+ * the commit follows. A failure ends the checkpoints and the copy with it.
+ */
+static void checkpoint(struct copy *cp, const struct chunk *c)
+{
+	uint64_t end = c->off + c->len;
+	double now = monotonic_seconds();
+	int rc;
+
+	if (!cp->checkpoints || cp->checkpoint_rc < 0 || c->end || c->len != CHUNK_SIZE ||
+	    end >= cp->rec->image_size || end <= cp->rec->resume_at ||
+	    now - cp->last_checkpoint < CHECKPOINT_SECONDS)
+		return;
+	rc = payload_sink_flush_zeros(cp->ctx, &cp->sink);
+	if (rc == 0)
+		rc = payload_sink_sync(cp->ctx, &cp->sink);
+	if (rc == 0) {
+		cp->rec->resume_at = end;
+		rc = write_commit(cp->ctx, cp->bd, NULL, cp->rec);
+	}
+	cp->checkpoint_rc = rc;
+	cp->last_checkpoint = monotonic_seconds();
 }
 
 static void copy_release_chunk(void *arg, const struct chunk *c)
 {
 	struct copy *cp = arg;
 
-	imgsrc_release_chunk(cp->src, c);
-}
-
-/* Sector 0 for this write: v1 header plus record in the given state. */
-static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *image_hash,
-			const struct commit_rec *rec)
-{
-	static const uint8_t none[IMGDEV_HASH_SIZE];
-	uint8_t sector[SECTOR_SIZE];
-	struct hdr h;
-
-	hdr_init_v1(&h, image_hash ? image_hash : none);
-	h.rec_status = REC_VALID;
-	h.rec = *rec;
-	h.rec.commit_time = (uint64_t)time(NULL);
-	hdr_encode(&h, sector);
-	return bdev_write_sector0(ctx, bd, sector);
+	if (c->off >= cp->resume_at)
+		imgsrc_release_chunk(cp->src, c);
+	checkpoint(cp, c);
 }
 
 /* Step 1: "writing", no image hash (the record names a given digest already). */
@@ -111,6 +175,8 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec->content_hash, &rec->image_size);
+	if (rc == 0 && cp->checkpoint_rc < 0)
+		rc = cp->checkpoint_rc; /* its message is in ctx */
 	if (rc == 0 && !src->size_known) {
 		src->size = rec->image_size;
 		src->size_known = true;
@@ -122,6 +188,8 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 		rc = hrc;
 	if (rc == 0)
 		rc = identity_finish_received(ctx, id);
+	if (rc == 0)
+		rc = identity_finish_resumed(ctx, id, rec->image_size);
 	if (rc == 0)
 		rc = imgsrc_check_unchanged(ctx, cp->src);
 	if (rc == 0)
@@ -135,21 +203,42 @@ static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd, const 
 {
 	memcpy(rec->target_hash, id->hash, IMGDEV_HASH_SIZE);
 	rec->state = REC_STATE_COMPLETE;
+	rec->resume_at = 0;
 	return write_commit(ctx, bd, rec->target_hash, rec);
 }
 
-int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    struct bytesrc *received, const struct imgdev_provision_opts *opts,
-		    struct imgdev_provision_result *res)
+/*
+ * Whether the copy leaves checkpoints: a raw image from a URL that takes
+ * ranges (so that a rerun can ask for the rest), named by a digest (which
+ * the rerun checks the whole against, the bytes on the device included).
+ */
+static bool copy_checkpoints(const struct imgsrc *src, const struct imgdev_provision_opts *opts)
 {
-	struct copy cp = { .src = src, .opts = opts };
+	return opts->has_digest && bytesrc_is_url(src->name) && imgsrc_is_ranged_plain_stream(src);
+}
+
+int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
+		    struct bytesrc *received, uint64_t resume_at,
+		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
+{
 	struct commit_rec rec = { .version = REC_VERSION,
 				  .state = REC_STATE_WRITING,
 				  .block_size = CONTENT_BLOCK_SIZE,
 				  .data_offset = SECTOR_SIZE,
-				  .image_size = src->size };
+				  .image_size = src->size,
+				  .resume_at = resume_at };
+	struct copy cp = { .ctx = ctx,
+			   .bd = bd,
+			   .src = src,
+			   .opts = opts,
+			   .resume_at = resume_at,
+			   .checkpoints = copy_checkpoints(src, opts),
+			   .rec = &rec,
+			   .last_checkpoint = monotonic_seconds() };
 	struct identity id;
-	int rc = identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL, received);
+	int rc = resume_at ? identity_init_resumed(ctx, &id, src, opts->digest)
+			   : identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL,
+					   received);
 
 	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
 	if (rc == 0)
@@ -165,6 +254,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 		res->bytes_written = atomic_load(&cp.sink.written);
 		res->bytes_zeroed = atomic_load(&cp.sink.zeroed);
 		res->image_size = rec.image_size;
+		res->resumed_at = resume_at;
 	}
 	payload_sink_close(&cp.sink);
 	identity_free(&id);

@@ -7,7 +7,9 @@
 # run to completion must succeed. On a plain file and, as root, on a loop
 # device (skipped otherwise); and fetched over HTTP from a local nginx
 # (tests/net/servers.sh), with and without --digest, at a bounded rate so the
-# kills land in mid-download. CRASH_ITER and CRASH_SECONDS bound each run.
+# kills land in mid-download; and there, for a raw image with its digest, a
+# rerun after each kill fetches only the bytes after the record's resume
+# point. CRASH_ITER and CRASH_SECONDS bound each run.
 . "$(dirname "$0")/../lib.sh"
 NET_SLOW_RATE=200m
 . "$(dirname "$0")/../net/servers.sh"
@@ -137,6 +139,47 @@ crash_run() {
 	done
 }
 
+# resume_run DEV: rounds of a download of A (its digest given) at 40 MB/s
+# killed at a random moment of its first 2.5 s, over B: after each kill the
+# invariant; then a rerun (from another name of the same file, so that its
+# requests stand apart in the log) must resume at the record's resume point,
+# if any, and fetch exactly the bytes after it, or all of A without one.
+resume_run() {
+	local dev=$1 i at st out_json bytes resumed=0 size
+	size=$(stat -c %s "$tmp/A")
+	for ((i = 0; i < 8; i++)); do
+		run_imgdev provision "$dev" "$tmp/B" --no-map; assert_rc 0
+		"$IMGDEV" provision "$dev" "$NET_HTTP/rate/40m/A" --digest "sha256:$HASH_A" --no-map \
+			>/dev/null 2>"$tmp/err" &
+		pid=$!
+		sleep "$(printf '%d.%03d' $((RANDOM % 3)) $((RANDOM % 1000)))"
+		kill -9 "$pid" 2>/dev/null || true
+		st=0; { wait "$pid"; } 2>/dev/null || st=$?
+		check_state "$dev" >/dev/null || { echo "round $i: after the kill (status $st)"; return 1; }
+		run_imgdev header "$dev" --json
+		at=$(jq -r ".resume_at // 0" <<<"$out")
+		ln -f "$tmp/A" "$NET_WWW/A$i"
+		run_imgdev provision "$dev" "$NET_HTTP/A$i" --digest "sha256:$HASH_A" --no-map --json
+		[ "$rc" = 0 ] || { echo "round $i: the rerun exited $rc: $err"; return 1; }
+		out_json=$out
+		net_log_settle
+		bytes=$(net_log_bytes "/A$i")
+		echo "round $i: killed (status $st), resume point $at; the rerun fetched $bytes bytes"
+		if [ "$st" = 0 ]; then
+			assert_eq "$(jfield written <<<"$out_json")" false "round $i: A was there: matched"
+			assert_eq "$bytes" 0 "round $i: matched, nothing fetched"
+		else
+			assert_eq "$(jfield resumed_at <<<"$out_json")" "$at" "round $i: where the rerun resumed"
+			assert_eq "$bytes" $((size - at)) "round $i: bytes the rerun fetched"
+			[ "$at" = 0 ] || resumed=$((resumed + 1))
+		fi
+		payload_is "$dev" "$tmp/A" || { echo "round $i: the payload is not A"; return 1; }
+		run_imgdev verify "$dev"; assert_rc 0
+	done
+	echo "$resumed of $i reruns resumed"
+	[ "$resumed" -ge 2 ] || { echo "too few resumed reruns to mean anything"; return 1; }
+}
+
 # with_state DEV STATE: rewrite the record state (74-75) and its checksum (480-511).
 with_state() {
 	printf "\\x00\\x$(printf %02x "$2")" | dd of="$1" bs=1 seek=74 conv=notrunc status=none
@@ -177,6 +220,10 @@ if net_have_nginx; then
 		ln "$tmp/A" "$NET_WWW/A"; ln "$tmp/B" "$NET_WWW/B"
 		head -c "$DEV_SIZE" /dev/urandom >"$tmp/hdev"
 		CRASH_URL=$NET_HTTP/slow crash_run "$tmp/hdev"'
+	expect 'raw downloads with a digest killed at random moments: the invariant holds, and a rerun fetches only what the resume point says is missing' '
+		net_start "$tmp/net"
+		head -c "$DEV_SIZE" /dev/urandom >"$tmp/rdev"
+		resume_run "$tmp/rdev"'
 else
 	skip 'crash cases over HTTP' 'needs nginx (tests/deps.sh test installs it)'
 fi

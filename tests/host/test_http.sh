@@ -265,6 +265,13 @@ case_info() {
 	status_is 7 "$NET_HTTP/missing.raw: HTTP 404"
 	run_net info "$NET_HTTP/403/vm.raw"
 	status_is 9 "HTTP 403"
+	# A connection reset after the headers, before the first byte: the server's
+	# failure (11), not an unsupported image (7).
+	ln -f "$www/vm.raw" "$www/info-reset.raw"
+	net_proxy_start info-reset --fault reset --after 0 --times 0
+	run_net info "$NET_PROXY/info-reset.raw" --retries 0
+	net_proxy_stop info-reset
+	status_is 11 "$NET_PROXY/info-reset.raw"
 }
 
 case_stdin() {
@@ -683,10 +690,120 @@ case_retries_exhausted() {
 	payload_is "$dev" "$www/retries2.raw"
 }
 
+# --- Resuming across runs ---
+
+# resume_point DEV: the resume point of DEV's "writing" record (0 if none).
+resume_point() { "$IMGDEV" header "$1" --json 2>/dev/null | jq -r '.resume_at // 0'; }
+# kill_at_checkpoint DEV URL [imgdev options]: start a provision of URL onto
+# DEV and kill -9 it once its record holds a resume point (or after
+# KILL_WAIT seconds, default 20); prints the point. The URL should be slow
+# (/slow/): the first checkpoint comes after a second and 4 MiB.
+kill_at_checkpoint() {
+	local dev=$1 url=$2 pid i at=0
+	shift 2
+	# shellcheck disable=SC2086  # IMGDEV_WRAP is a command line
+	${IMGDEV_WRAP:-} "$IMGDEV" provision --no-map "$@" "$dev" "$url" >/dev/null 2>"$tmp/killed.err" &
+	pid=$!
+	for i in $(seq $((${KILL_WAIT:-20} * 10))); do
+		at=$(resume_point "$dev")
+		[ "$at" -gt 0 ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	echo "$at"
+}
+# interrupted NAME: a new device $d where a provision of big.raw (as
+# /slow/NAME.raw, with its digest $dg) was killed at its first resume point $at.
+interrupted() {
+	d=$(new_dev "$1" 32M)
+	ln -f "$www/big.raw" "$www/$1.raw"
+	dg=sha256:$(sha "$www/big.raw")
+	at=$(kill_at_checkpoint "$d" "$NET_HTTP/slow/$1.raw" --digest "$dg")
+	echo "$1: killed with a resume point at byte $at of $big"
+	[ "$at" -gt 0 ] || { echo "no resume point"; return 1; }
+}
+# only_range NAME FROM: the log for /NAME has one GET, for the bytes from
+# FROM to the end, and nginx sent exactly those.
+only_range() {
+	net_log_settle
+	net_log_lines "/$1"
+	assert_eq "$(net_log_gets "/$1")" 1 "GETs of /$1"
+	assert_eq "$(net_log_ranges "/$1")" "bytes=$2-" "the range asked for"
+	assert_eq "$(net_log_bytes "/$1")" $(($(stat -c %s "$www/$1") - $2)) "bytes sent for /$1"
+}
+
+case_resume_across_runs() {
+	interrupted res1
+	[ $((at % (4 << 20))) = 0 ] && [ "$at" -lt "$big" ] ||
+		{ echo "not a whole number of chunks short of the size: $at"; return 1; }
+	left_writing "$d"
+	assert_eq "$(hex_at "$d" 10 32)" "$(printf '0%.0s' $(seq 64))" "the header names no image"
+	# The rerun, from the fast URL of the same file: only the rest is fetched.
+	run_net -v provision --no-map --json "$d" "$NET_HTTP/res1.raw" --digest "$dg"
+	assert_rc 0
+	assert_contains "$err" "resuming an interrupted write at byte $at of $big"
+	assert_eq "$(jfield resumed_at <<<"$out")" "$at"
+	assert_eq "$(jfield bytes_written <<<"$out")" $((big - at)) "payload bytes written by the rerun"
+	holds "$d" "$www/big.raw" "$www/big.raw"
+	assert_eq "$(resume_point "$d")" 0 "no resume point in the complete record"
+	only_range res1.raw "$at"
+}
+
+case_resume_wrong_prefix() {
+	interrupted res2
+	# A byte the interrupted run wrote is changed: the whole cannot match the digest.
+	flip_byte "$d" $((512 + at / 2))
+	run_net provision --no-map --json "$d" "$NET_HTTP/res2.raw" --digest "$dg"
+	assert_rc 0
+	assert_contains "$err" "does not match its digest" "re-read from the device were not the image's: starting over"
+	assert_eq "$(jfield resumed_at <<<"$out")" 0 "the write that succeeded started from the first byte"
+	holds "$d" "$www/big.raw" "$www/big.raw"
+	net_log_settle
+	net_log_lines /res2.raw
+	assert_eq "$(net_log_ranges /res2.raw | tr '\n' ' ')" "bytes=$at- - " "a resumed GET, then the whole file"
+}
+
+case_resume_not_there() {
+	# Without a digest, no resume point is recorded (within 5 s: one would be by 3).
+	d=$(new_dev resume-nodigest 32M)
+	ln -f "$www/big.raw" "$www/res3.raw"
+	at=$(KILL_WAIT=5 kill_at_checkpoint "$d" "$NET_HTTP/slow/res3.raw")
+	assert_eq "$at" 0 "resume point without a digest"
+	# Nor for a compressed image.
+	[ -e "$www/big.raw.xz" ] || xz -0 -T1 -c "$www/big.raw" >"$www/big.raw.xz"
+	d=$(new_dev resume-xz 32M)
+	at=$(KILL_WAIT=5 kill_at_checkpoint "$d" "$NET_HTTP/slow/big.raw.xz" --digest "sha256:$(sha "$www/big.raw.xz")")
+	assert_eq "$at" 0 "resume point of an xz image"
+	# A resume point for one image is not used for another: odd.raw is written whole.
+	interrupted res5
+	run_net provision --no-map --json "$d" "$NET_HTTP/odd.raw" --digest "sha256:$(sha "$www/odd.raw")"
+	assert_rc 0
+	assert_eq "$(jfield resumed_at <<<"$out")" 0
+	holds "$d" "$www/odd.raw" "$www/odd.raw"
+	assert_eq "$(net_log_ranges /odd.raw | sort -u)" - "odd.raw fetched without a range"
+}
+
+case_resume_range_ignored() {
+	interrupted res4
+	# The proxy strips the Range: the whole file comes, its first bytes skipped.
+	net_proxy_start res4 --ignore-range
+	run_net provision --no-map --json "$d" "$NET_PROXY/res4.raw" --digest "$dg"
+	net_proxy_settle res4
+	net_proxy_log res4
+	net_proxy_stop res4
+	assert_rc 0
+	assert_contains "$err" "the server sent the whole file"
+	assert_eq "$(jfield resumed_at <<<"$out")" "$at"
+	holds "$d" "$www/big.raw" "$www/big.raw"
+	assert_eq "$(net_proxy_field res4 range_stripped | grep -c true)" 1 "the range stripped"
+}
+
 run_case case_formats 'every format (raw, qcow2, gzip, xz, zstd raw, xz qcow2) over http and https gives the payload and hashes of the local file'
 run_case case_json_and_matched 'provision --json of a URL reports the hash of the file as published; the same URL again is written without a digest, matched with it'
 run_case case_progress '--progress=json of a URL: a raw or xz payload of its size, a gzip file received of its size; from a pipe, no total'
-run_case case_info 'info of a URL says what info of the file says (raw, qcow2, xz); 404 exits 7, 403 exits 9'
+run_case case_info 'info of a URL says what info of the file says (raw, qcow2, xz); 404 exits 7, 403 exits 9, a reset after the headers 11'
 run_case case_stdin 'raw and compressed raw from a pipe on standard input give the local payload'
 run_case case_stdin_qcow2 'qcow2 and xz qcow2 from a pipe are spooled and give the local payload'
 run_case case_too_big 'a stream of unknown size that outgrows the device exits 8 and leaves no complete record; a raw URL too big writes nothing'
@@ -708,5 +825,10 @@ run_case case_ignore_range 'a server that ignores Range (200, the whole file) af
 run_case case_lying_length 'a Content-Length longer than the body (once, with --digest, always): byte-exact or nothing committed'
 run_case case_changed_on_resume 'a file changed on the server between attempts is never spliced: the copy starts over or fails; with the old digest it is not committed'
 run_case case_retries_exhausted 'breaks in a row beyond --retries (0, 2) exit 11 after 1 and 3 requests and commit nothing; breaks that each bring bytes go on'
+
+run_case case_resume_across_runs 'a raw URL with its digest killed mid-download leaves a resume point; the rerun fetches only the rest (one Range GET) and commits the image'
+run_case case_resume_wrong_prefix 'a resumed write over bytes that are not the start of the image fails its digest and starts over from the first byte: the image, committed'
+run_case case_resume_not_there 'no resume point without a digest or for a compressed image; one left for another image is not used: written whole'
+run_case case_resume_range_ignored 'a resumed write from a server that ignores Range skips the bytes it has: the image, committed'
 
 finish

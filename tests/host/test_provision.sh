@@ -87,13 +87,13 @@ expect 'provision --no-map writes magic, version, image hash and a complete comm
 	assert_eq "$(stat -c %s "$d")" 1048576 "device size"
 	payload_is "$d" "$tmp/img1"'
 
-expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, seconds' '
+expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, resumed_at 0, seconds' '
 	rand "$tmp/img2" 300001
 	d=$(new_disk d2 $(room 300001))
 	run_imgdev provision "$d" "$tmp/img2" --no-map --json; assert_rc 0; assert_eq "$err" ""
 	assert_eq "$(printf "%s\n" "$out" | head -n 1)" "{"
 	assert_eq "$(printf "%s\n" "$out" | tail -n 1)" "}"
-	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 8 "number of keys"
+	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 9 "number of keys"
 	assert_eq "$(jfield written <<<"$out")" true
 	assert_eq "$(jfield mapped_path <<<"$out")" null
 	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img2")"
@@ -102,6 +102,7 @@ expect 'provision --json prints one object: written, null mapped_path, hashes, s
 	w=$(jfield bytes_written <<<"$out"); z=$(jfield bytes_zeroed <<<"$out")
 	[ "$w" -gt 0 ] || { echo "bytes_written $w"; exit 1; }
 	assert_eq "$((w + z))" 300001 "bytes_written + bytes_zeroed"
+	assert_eq "$(jfield resumed_at <<<"$out")" 0 "resumed_at of a file"
 	s=$(jfield seconds <<<"$out")
 	[[ $s =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "seconds [$s]"; exit 1; }
 	payload_is "$d" "$tmp/img2"'

@@ -23,6 +23,8 @@
 #   /slow/FILE       the same at $NET_SLOW_RATE (limit_rate; set before net_start,
 #                    default 2m; nginx sends the first second's worth at once, and
 #                    counts in whole seconds: N bytes take N/rate - 1 s, give or take 1)
+#   /rate/R/FILE     the same at rate R (limit_rate R: digits, then k or m), so that one
+#                    server has several rates
 #   /auth/FILE       the same, but 401 without "Authorization: Bearer $NET_BEARER"
 #   /redirect/FILE   302 to /FILE
 #   /loop/FILE       302 to /loop2/FILE, which redirects back: a redirect loop
@@ -128,6 +130,10 @@ net__locations() {
 	cat <<-EOF
 		location / { }
 		location ^~ /slow/ { alias $1/; limit_rate $NET_SLOW_RATE; }
+		location ~ ^/rate/(?<net_rate>[0-9]+[km]?)/(?<net_file>.+)\$ {
+			alias $1/\$net_file;
+			limit_rate \$net_rate;
+		}
 		location ^~ /auth/ {
 			alias $1/;
 			if (\$http_authorization != "Bearer $NET_BEARER") { return 401; }

@@ -129,6 +129,28 @@ static void test_record_layout(void **state)
 		assert_int_equal(sector[i], 0);
 }
 
+/* A "writing" record's resume point: a u64 at 168, covered by the checksum. */
+static void test_record_resume_point(void **state)
+{
+	uint8_t sector[SECTOR_SIZE];
+	struct hdr in, out;
+
+	(void)state;
+	make_complete(&in, sector);
+	in.rec.state = REC_STATE_WRITING;
+	in.rec.resume_at = UINT64_C(0x0102030405060708);
+	hdr_encode(&in, sector);
+	assert_true(get_be64(sector + 168) == UINT64_C(0x0102030405060708));
+	for (int i = 176; i < REC_SUM_OFFSET; i++)
+		assert_int_equal(sector[i], 0);
+	hdr_decode(sector, sizeof(sector), &out);
+	assert_int_equal(out.rec_status, REC_VALID);
+	assert_true(out.rec.resume_at == in.rec.resume_at);
+	sector[170] ^= 1;
+	hdr_decode(sector, sizeof(sector), &out);
+	assert_int_equal(out.rec_status, REC_CORRUPT);
+}
+
 static void test_record_roundtrip(void **state)
 {
 	uint8_t sector[SECTOR_SIZE];
@@ -200,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_be_helpers),
 		cmocka_unit_test(test_record_layout),
 		cmocka_unit_test(test_record_roundtrip),
+		cmocka_unit_test(test_record_resume_point),
 		cmocka_unit_test(test_record_checksum),
 		cmocka_unit_test(test_record_absent_newer_and_writing),
 	};
