@@ -104,7 +104,8 @@ int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgde
  * The same, streaming from the file offset start (a copy resumed there):
  * read gives the bytes from start on, peek is refused, and size is still
  * the whole file's. The first GET asks for the range from start; a server
- * that sends the whole file instead has the bytes before start skipped.
+ * that sends the whole file instead has the bytes before start skipped;
+ * -ERANGE when it answers with another range or none (416).
  */
 int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
 			uint64_t start, struct bytesrc **bs);

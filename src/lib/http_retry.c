@@ -152,6 +152,8 @@ void http_where_at(char *where, size_t cap, uint64_t pos, const struct http_req 
 	if (r->ranged && last != UINT64_MAX)
 		snprintf(where, cap, " at byte %" PRIu64 " (range %" PRIu64 "-%" PRIu64 ")", pos,
 			 r->want, last);
+	else if (r->ranged)
+		snprintf(where, cap, " at byte %" PRIu64, pos);
 	else if (pos)
 		snprintf(where, cap, " after %" PRIu64 " bytes", pos);
 	else

@@ -24,16 +24,20 @@
 
 /*
  * The first answer to a stream that starts past the first byte: the range
- * asked for, of a file whose size it says; false, to abort, if not.
+ * asked for, of a file whose size it says; false, to abort, if not, with
+ * -ERANGE (the caller may then start from the first byte instead).
  */
 static bool first_range_ok(struct http_req *r)
 {
 	const struct http_resp *rp = &r->resp;
 
+	if (rp->status == 416)
+		return http_fatal(r, ERANGE, "%s: the server has no bytes from %" PRIu64 " (HTTP 416)",
+				  r->h->url, r->want);
 	if (rp->has_range && rp->range_first == r->want && rp->range_total_known &&
 	    rp->range_last + 1 == rp->range_total)
 		return true;
-	return http_fatal(r, EREMOTEIO,
+	return http_fatal(r, ERANGE,
 			  "%s: asked for the bytes from %" PRIu64 ", the server sent another range",
 			  r->h->url, r->want);
 }
@@ -44,6 +48,8 @@ static bool stream_on_headers(struct http_req *r)
 	struct http_src *h = r->h;
 	const struct http_resp *rp = &r->resp;
 
+	if (!h->have_first && r->ranged && rp->status == 416)
+		return first_range_ok(r);
 	if (rp->status < 200 || rp->status > 299) {
 		r->http_error = true;
 		return false;

@@ -5,6 +5,7 @@
  * file hashed as it is.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,20 +57,26 @@ bool identity_known_up_front(const struct identity *id)
 	return id->way == IDENTITY_GIVEN || id->verify;
 }
 
-/* 0 if got is the digest; else -EILSEQ, with both in ctx. */
+/*
+ * 0 if got, the hash of size bytes (the first reread of them re-read from
+ * the device, the rest received), is the digest; else -EILSEQ, with both in ctx.
+ */
 static int check_digest(struct imgdev_ctx *ctx, const char *name, const uint8_t *digest,
-			const uint8_t *got, uint64_t size)
+			const uint8_t *got, uint64_t size, uint64_t reread)
 {
-	char want_hex[72], got_hex[72];
+	char want_hex[72], got_hex[72], whence[96] = "";
 
 	if (memcmp(got, digest, IMGDEV_HASH_SIZE) == 0)
 		return 0;
 	imgdev_format_hash(digest, want_hex);
 	imgdev_format_hash(got, got_hex);
+	if (reread)
+		snprintf(whence, sizeof(whence), " after %llu bytes re-read from the device",
+			 (unsigned long long)reread);
 	return ctx_error(ctx, EILSEQ,
 			 "%s: the image does not match its digest: expected %s, "
-			 "received %llu bytes with %s; nothing was committed",
-			 name, want_hex, (unsigned long long)size, got_hex);
+			 "received %llu bytes%s with %s; nothing was committed",
+			 name, want_hex, (unsigned long long)(size - reread), whence, got_hex);
 }
 
 int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, const char *name,
@@ -80,7 +87,7 @@ int identity_check_received(struct imgdev_ctx *ctx, struct bytesrc *received, co
 
 	if (rc < 0 || !digest)
 		return rc;
-	return check_digest(ctx, name, digest, hash, size);
+	return check_digest(ctx, name, digest, hash, size, 0);
 }
 
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id)
@@ -135,14 +142,14 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
 	return rc;
 }
 
-int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size)
+int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size, uint64_t reread)
 {
 	uint8_t got[IMGDEV_HASH_SIZE];
 
 	if (id->way != IDENTITY_PAYLOAD || !id->verify)
 		return 0;
 	sha256_final(id->md, got);
-	return check_digest(ctx, id->src->name, id->hash, got, size);
+	return check_digest(ctx, id->src->name, id->hash, got, size, reread);
 }
 
 void identity_free(struct identity *id)

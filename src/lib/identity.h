@@ -77,10 +77,12 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id);
  */
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id);
 /*
- * A resumed copy's, after it succeeded with size payload bytes: 0, or
- * -EILSEQ when they are not the digest's; else nothing.
+ * A resumed copy's, after it succeeded with size payload bytes, the first
+ * reread of them from the device: 0, or -EILSEQ when they are not the
+ * digest's; else nothing.
  */
-int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size);
+int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size,
+			    uint64_t reread);
 /*
  * The hash of all the bytes received (bytesrc_hash_finish) into hash; with
  * digest not NULL, -EILSEQ unless it is that. 0 or -errno in ctx.

@@ -35,7 +35,10 @@ static inline double monotonic_seconds(void)
  * the payload bytes an interrupted write of this image left durable on the
  * device (its record's resume point), which are re-read from there rather
  * than from src (opened at that offset, imgsrc_open_raw_at); the identity
- * is then the payload's, checked against the digest (-EILSEQ).
+ * is then the payload's, checked against the digest, and -ERESTART says
+ * that the copy should start over from the first byte: the whole did not
+ * match, or those bytes could not be re-read (the message in ctx). A copy
+ * that did not match its digest (-EILSEQ) leaves no resume point.
  */
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
 		    struct bytesrc *received, uint64_t resume_at,

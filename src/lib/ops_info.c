@@ -25,8 +25,14 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	info->file_size = bytes->size;
 	imgsrc_peek(bytes, info);
 	rc = imgsrc_open(ctx, bytes, NULL, &src);
-	/* Only the image's own faults make it unsupported; a server's or the network's stay errors. */
-	if (rc < 0 && rc != -ENOMEDIUM && rc != -ENOTSUP)
+	/*
+	 * A failure of the server or the network, or a refusal, stays an error
+	 * (a file that changed on the server while read: the server's); what
+	 * else fails makes the image unsupported, with the reason.
+	 */
+	if (rc == -ESTALE)
+		rc = ctx_error(ctx, EREMOTEIO, "%s", imgdev_ctx_last_error(ctx));
+	if (rc == -EREMOTEIO || rc == -EACCES || rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
 		info->supported = false;

@@ -145,9 +145,9 @@ static int open_image(struct provision *p)
 
 /*
  * Where an interrupted write of this image can be resumed, or 0: a raw
- * image fetched from this URL with this digest (the "writing" record names
+ * image fetched from a URL with this digest (the "writing" record names
  * it, the header no image yet) left a resume point, a whole number of
- * chunks short of the image's size, on a device with room for it. Whatever
+ * chunks and less than the image's size, on a device with room for it. Whatever
  * the bytes there are, the digest is checked over all of them at the end.
  */
 static uint64_t resume_point(const struct provision *p)
@@ -170,9 +170,10 @@ static uint64_t resume_point(const struct provision *p)
 
 /*
  * Open the URL from byte at, where the interrupted write stopped. What
- * makes resuming pointless (the server refuses the range, the file's size
- * changed) opens it from the first byte instead; a 404 or a refused access
- * is final.
+ * makes resuming pointless (the server does not give that range, the
+ * file's size changed) opens it from the first byte instead; any other
+ * failure (the server's, the network's, a 404) is final, as it would be
+ * from the first byte.
  */
 static int open_image_resumed(struct provision *p, uint64_t at)
 {
@@ -180,7 +181,7 @@ static int open_image_resumed(struct provision *p, uint64_t at)
 	struct bytesrc *bytes = NULL;
 	int rc = bytesrc_open_url_at(p->ctx, p->image, &p->ctx->fetch, at, &bytes);
 
-	if (rc == -ENOMEDIUM || rc == -EACCES)
+	if (rc < 0 && rc != -ERANGE)
 		return rc;
 	if (rc == 0 && bytes->size != p->h.rec.image_size) {
 		rc = ctx_error(p->ctx, ESTALE,
@@ -291,11 +292,10 @@ static int write_image(struct provision *p)
 		p->src->room = p->bd.size - SECTOR_SIZE;
 		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->resume_at, p->opts,
 				     p->res);
-		if (rc == -EILSEQ && p->resume_at) {
-			/* What the device held was not the image's start: once more, all of it. */
+		if (rc == -ERESTART) {
+			/* The resumed copy failed on what the device held: once more, all of it. */
 			ctx_log(p->ctx, LOGP_WARNING,
-				"%s; the bytes re-read from the device were not the image's: "
-				"starting over from the first byte",
+				"%s; resuming did not give the image: starting over from the first byte",
 				imgdev_ctx_last_error(p->ctx));
 		} else if (rc == -ESTALE && bytesrc_is_url(p->image)) {
 			if (restarts++ == restarts_allowed(p->ctx)) {

@@ -5,9 +5,11 @@
  * sector 0 with the image hash and a "complete" record holding the content
  * hash, synced. A crash between any two leaves no header that matches.
  * A raw image fetched from a URL with its digest also leaves checkpoints
- * during (2): every few seconds, the payload so far flushed, then a
+ * during (2): about every second, the payload so far flushed, then a
  * "writing" record saying how much of it is durable, where a rerun resumes.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,11 +53,14 @@ struct copy {
 	struct payload_sink sink;
 	const struct imgdev_provision_opts *opts;
 	uint64_t resume_at;
+	atomic_bool reread_failed; /* a chunk before resume_at could not be re-read */
 	/* Checkpoints, written from the folding thread: the "writing" record. */
 	bool checkpoints;
 	struct commit_rec *rec;
 	double last_checkpoint;
+	atomic_bool checkpoint_failed; /* then the copy stops: checkpoint_rc, its message */
 	int checkpoint_rc;
+	char checkpoint_msg[IMGDEV_ERRMSG_MAX];
 };
 
 /*
@@ -79,18 +84,31 @@ static int reread_chunk(struct copy *cp, struct chunk *c)
 	uint64_t at = cp->sink.data_offset + c->off;
 	int rc = bdev_io_pread(&cp->sink.io, c->buf, c->len, at);
 
-	if (rc < 0)
+	if (rc < 0) {
+		atomic_store(&cp->reread_failed, true);
 		return chunk_error(c, rc,
 				   "%s: read error at device offset %llu, re-reading what an "
 				   "interrupted write left there: %s",
 				   cp->bd->path, (unsigned long long)at, strerror(-rc));
+	}
 	return 0;
+}
+
+/* After a failed checkpoint, chunks fail: the copy stops (its message is the checkpoint's). */
+static int copy_stopped(struct copy *cp, struct chunk *c)
+{
+	if (!atomic_load(&cp->checkpoint_failed))
+		return 0;
+	return chunk_error(c, ECANCELED, "stopped: a checkpoint failed");
 }
 
 static int copy_read_chunk(void *arg, struct chunk *c)
 {
 	struct copy *cp = arg;
+	int rc = copy_stopped(cp, c);
 
+	if (rc < 0)
+		return rc;
 	if (c->off < cp->resume_at)
 		return reread_chunk(cp, c);
 	return imgsrc_read_chunk(cp->src, c);
@@ -99,9 +117,10 @@ static int copy_read_chunk(void *arg, struct chunk *c)
 static int copy_write_chunk(void *arg, struct chunk *c)
 {
 	struct copy *cp = arg;
+	int rc = copy_stopped(cp, c);
 
-	if (c->off < cp->resume_at)
-		return 0; /* on the device already */
+	if (rc < 0 || c->off < cp->resume_at)
+		return rc; /* before resume_at: on the device already */
 	return payload_sink_write(&cp->sink, c);
 }
 
@@ -128,8 +147,12 @@ static void checkpoint(struct copy *cp, const struct chunk *c)
 		cp->rec->resume_at = end;
 		rc = write_commit(cp->ctx, cp->bd, NULL, cp->rec);
 	}
-	cp->checkpoint_rc = rc;
 	cp->last_checkpoint = monotonic_seconds();
+	if (rc == 0)
+		return;
+	cp->checkpoint_rc = rc;
+	snprintf(cp->checkpoint_msg, sizeof(cp->checkpoint_msg), "%s", imgdev_ctx_last_error(cp->ctx));
+	atomic_store(&cp->checkpoint_failed, true);
 }
 
 static void copy_release_chunk(void *arg, const struct chunk *c)
@@ -175,8 +198,8 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 
 	if (rc == 0)
 		rc = pipeline_run(ctx, &job, rec->content_hash, &rec->image_size);
-	if (rc == 0 && cp->checkpoint_rc < 0)
-		rc = cp->checkpoint_rc; /* its message is in ctx */
+	if (cp->checkpoint_rc < 0)
+		rc = ctx_error(ctx, -cp->checkpoint_rc, "%s", cp->checkpoint_msg);
 	if (rc == 0 && !src->size_known) {
 		src->size = rec->image_size;
 		src->size_known = true;
@@ -189,9 +212,9 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 	if (rc == 0)
 		rc = identity_finish_received(ctx, id);
 	if (rc == 0)
-		rc = identity_finish_resumed(ctx, id, rec->image_size);
-	if (rc == 0)
 		rc = imgsrc_check_unchanged(ctx, cp->src);
+	if (rc == 0)
+		rc = identity_finish_resumed(ctx, id, rec->image_size, cp->resume_at);
 	if (rc == 0)
 		rc = payload_sink_sync(ctx, &cp->sink);
 	return rc;
@@ -217,6 +240,29 @@ static bool copy_checkpoints(const struct imgsrc *src, const struct imgdev_provi
 	return opts->has_digest && bytesrc_is_url(src->name) && imgsrc_is_ranged_plain_stream(src);
 }
 
+/*
+ * After a copy that failed with rc: the bytes of one that did not match its
+ * digest are no start to resume from, so the record loses its resume point
+ * (the error's message kept); a resumed copy whose bytes did not match, or
+ * whose bytes on the device could not be re-read, is to start over from the
+ * first byte (-ERESTART, for ops_provision.c). Else rc.
+ */
+static int copy_failed(struct imgdev_ctx *ctx, const struct bdev *bd, const struct copy *cp,
+		       struct commit_rec *rec, int rc)
+{
+	if (rc == -EILSEQ && rec->resume_at) {
+		char msg[IMGDEV_ERRMSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", imgdev_ctx_last_error(ctx));
+		rec->resume_at = 0;
+		write_commit(ctx, bd, NULL, rec);
+		ctx_error(ctx, EILSEQ, "%s", msg);
+	}
+	if (cp->resume_at && (rc == -EILSEQ || atomic_load(&cp->reread_failed)))
+		return -ERESTART;
+	return rc;
+}
+
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
 		    struct bytesrc *received, uint64_t resume_at,
 		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
@@ -240,11 +286,16 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 			   : identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL,
 					   received);
 
+	atomic_init(&cp.reread_failed, false);
+	atomic_init(&cp.checkpoint_failed, false);
 	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
 	if (rc == 0)
 		rc = mark_writing(ctx, bd, &id, &rec);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = copy_payload(ctx, &cp, &id, opts, &rec);
+		if (rc < 0)
+			rc = copy_failed(ctx, bd, &cp, &rec, rc);
+	}
 	if (rc == 0)
 		rc = commit_complete(ctx, bd, &id, &rec);
 	if (rc == 0) {

@@ -705,14 +705,13 @@ kill_at_checkpoint() {
 	${IMGDEV_WRAP:-} "$IMGDEV" provision --no-map "$@" "$dev" "$url" >/dev/null 2>"$tmp/killed.err" &
 	pid=$!
 	for i in $(seq $((${KILL_WAIT:-20} * 10))); do
-		at=$(resume_point "$dev")
-		[ "$at" -gt 0 ] && break
+		[ "$(resume_point "$dev")" -gt 0 ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	echo "$at"
+	resume_point "$dev" # read after the kill: a checkpoint may have come meanwhile
 }
 # interrupted NAME: a new device $d where a provision of big.raw (as
 # /slow/NAME.raw, with its digest $dg) was killed at its first resume point $at.
@@ -757,12 +756,29 @@ case_resume_wrong_prefix() {
 	flip_byte "$d" $((512 + at / 2))
 	run_net provision --no-map --json "$d" "$NET_HTTP/res2.raw" --digest "$dg"
 	assert_rc 0
-	assert_contains "$err" "does not match its digest" "re-read from the device were not the image's: starting over"
+	assert_contains "$err" "does not match its digest"
+	assert_contains "$err" "after $at bytes re-read from the device"
+	assert_contains "$err" "resuming did not give the image: starting over from the first byte"
 	assert_eq "$(jfield resumed_at <<<"$out")" 0 "the write that succeeded started from the first byte"
 	holds "$d" "$www/big.raw" "$www/big.raw"
 	net_log_settle
 	net_log_lines /res2.raw
 	assert_eq "$(net_log_ranges /res2.raw | tr '\n' ' ')" "bytes=$at- - " "a resumed GET, then the whole file"
+}
+
+case_resume_unreadable() {
+	local preload=$top/build/tests/eio-preload.so
+	interrupted res6
+	# The device's bytes before the resume point cannot be read back (a fault
+	# injector in front of pread): the copy starts over and writes them.
+	IMGDEV_WRAP="env LD_PRELOAD=$preload EIO_FILE=$d EIO_TO=$((512 + at)) ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		run_net provision --no-map --json "$d" "$NET_HTTP/res6.raw" --digest "$dg"
+	assert_rc 0
+	assert_contains "$err" "read error at device offset"
+	assert_contains "$err" "starting over from the first byte"
+	assert_eq "$(jfield resumed_at <<<"$out")" 0
+	holds "$d" "$www/big.raw" "$www/big.raw"
+	assert_eq "$(net_log_ranges /res6.raw | tr '\n' ' ')" "bytes=$at- - " "a resumed GET, then the whole file"
 }
 
 case_resume_not_there() {
@@ -783,6 +799,13 @@ case_resume_not_there() {
 	assert_eq "$(jfield resumed_at <<<"$out")" 0
 	holds "$d" "$www/odd.raw" "$www/odd.raw"
 	assert_eq "$(net_log_ranges /odd.raw | sort -u)" - "odd.raw fetched without a range"
+	# A copy that ends not matching its digest leaves no resume point behind
+	# (its checkpoints came at 8 MB/s), so a rerun does not build on its bytes.
+	d=$(new_dev resume-wrong 32M)
+	run_net provision --no-map "$d" "$NET_HTTP/rate/8m/res3.raw" --digest "sha256:$(sha "$www/odd.raw")"
+	status_is 10 "does not match its digest"
+	left_writing "$d"
+	assert_eq "$(resume_point "$d")" 0 "resume point after a digest mismatch"
 }
 
 case_resume_range_ignored() {
@@ -828,7 +851,8 @@ run_case case_retries_exhausted 'breaks in a row beyond --retries (0, 2) exit 11
 
 run_case case_resume_across_runs 'a raw URL with its digest killed mid-download leaves a resume point; the rerun fetches only the rest (one Range GET) and commits the image'
 run_case case_resume_wrong_prefix 'a resumed write over bytes that are not the start of the image fails its digest and starts over from the first byte: the image, committed'
-run_case case_resume_not_there 'no resume point without a digest or for a compressed image; one left for another image is not used: written whole'
+run_case case_resume_unreadable 'a resumed write whose bytes on the device cannot be read back (EIO, injected) starts over from the first byte: the image, committed'
+run_case case_resume_not_there 'no resume point without a digest, for a compressed image, or after a digest mismatch; one left for another image is not used: written whole'
 run_case case_resume_range_ignored 'a resumed write from a server that ignores Range skips the bytes it has: the image, committed'
 
 finish
