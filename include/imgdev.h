@@ -92,7 +92,13 @@ struct imgdev_fetch_opts {
  */
 int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts *opts);
 
-/* Register a log callback; messages above max_priority are dropped. */
+/*
+ * Register a log callback; messages above max_priority are dropped. While
+ * a provision or info of a URL runs, the callback may also be called from
+ * the library's own threads (retries of a transfer), one call at a time per
+ * image source but not in step with the calling thread: make it safe to
+ * call from any thread.
+ */
 void imgdev_ctx_set_log(struct imgdev_ctx *ctx, imgdev_log_fn fn, void *userdata,
 			int max_priority);
 /* The message for the last failed call on this context ("" if none). */
