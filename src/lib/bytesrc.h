@@ -128,6 +128,13 @@ void bytesrc_stats(const struct bytesrc *bs, struct bytesrc_stats *st);
 int bytesrc_hash_wrap(struct imgdev_ctx *ctx, struct bytesrc *inner, struct bytesrc **bs);
 int bytesrc_hash_finish(struct imgdev_ctx *ctx, struct bytesrc *bs, uint8_t hash[32],
 			uint64_t *size);
+/*
+ * The caller hashes what read gives from here on itself (a plain stream's
+ * bytes, which are the payload): read only passes them on, and finish
+ * fails (-EINVAL). Called before the reads it concerns start (no
+ * thread reads meanwhile).
+ */
+void bytesrc_hash_stop(struct bytesrc *bs);
 
 /* The message of the last failure, or strerror(-rc) without one. */
 const char *bytesrc_error(const struct bytesrc *bs, int rc);

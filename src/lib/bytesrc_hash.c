@@ -22,6 +22,11 @@
  * guards the list and the counters; copies, reads and hashing happen
  * outside it.
  *
+ * A caller that hashes the bytes itself, in order (a plain stream's are
+ * the payload, which the copy hashes on a thread of its own), stops the
+ * hash (bytesrc_hash_stop): read then only passes them on, which keeps
+ * the hashing out of the turn the readers of a stream take.
+ *
  * Divided as: the held pieces and the prefix (hash_on, hold, fill_gap,
  * feed), the ops, then wrap and finish.
  */
@@ -68,6 +73,7 @@ struct hash_state {
 	/* Used by read, rewind and finish (one thread) only. */
 	uint64_t read_pos; /* where read is in the file */
 	bool no_stream;    /* told read will not be called again */
+	bool stopped;      /* bytesrc_hash_stop: read hashes nothing */
 	uint8_t digest[SHA256_SIZE];
 	uint64_t size;
 };
@@ -244,6 +250,8 @@ static ssize_t hash_read(struct bytesrc *bs, void *buf, size_t len)
 	struct hash_state *h = bs->priv;
 	ssize_t n = bytesrc_read(h->inner, buf, len);
 
+	if (n >= 0 && h->stopped)
+		return n;
 	pthread_mutex_lock(&h->lock);
 	if (n < 0)
 		copy_msg(bs, h);
@@ -387,6 +395,13 @@ int bytesrc_hash_wrap(struct imgdev_ctx *ctx, struct bytesrc *inner, struct byte
 	return 0;
 }
 
+void bytesrc_hash_stop(struct bytesrc *bs)
+{
+	struct hash_state *h = bs->priv;
+
+	h->stopped = true;
+}
+
 /* Hash [hashed_to, size) by pread, the held pieces where they cover it; 0 or -errno. */
 static int finish_by_pread(struct hash_state *h, uint8_t *buf, uint64_t size, uint64_t *got)
 {
@@ -486,6 +501,8 @@ int bytesrc_hash_finish(struct imgdev_ctx *ctx, struct bytesrc *bs, uint8_t hash
 
 	if (bs->ops != &hash_ops && bs->ops != &hash_stream_ops)
 		return ctx_error(ctx, EINVAL, "%s: not a hashing byte source", bs->name);
+	if (h->stopped)
+		return ctx_error(ctx, EINVAL, "%s: its hash was stopped", bs->name);
 	if (!h->done) {
 		rc = finish(ctx, bs, h);
 		if (rc < 0)

@@ -15,11 +15,32 @@
 #include "internal.h"
 #include "pipeline.h"
 
+/*
+ * A stream's payload (md, fed by a thread of the pipeline's), checked
+ * against digest when not NULL; 0 or -ENOMEM (in ctx).
+ */
+static int init_stream_payload(struct imgdev_ctx *ctx, struct identity *id, const uint8_t *digest)
+{
+	id->way = IDENTITY_PAYLOAD;
+	id->md_thread = true;
+	id->verify = digest != NULL;
+	if (digest)
+		memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
+	if (!(id->md = sha256_new()))
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	return 0;
+}
+
 int identity_init(struct imgdev_ctx *ctx, struct identity *id, struct imgsrc *src,
 		  const uint8_t *digest, struct bytesrc *received)
 {
 	memset(id, 0, sizeof(*id));
 	id->src = src;
+	if (received && src->identity_is_payload) {
+		/* A plain stream: every byte received is the payload's, in order. */
+		bytesrc_hash_stop(received);
+		return init_stream_payload(ctx, id, digest);
+	}
 	if (received) {
 		id->way = IDENTITY_RECEIVED;
 		id->received = received;
@@ -44,12 +65,7 @@ int identity_init_resumed(struct imgdev_ctx *ctx, struct identity *id, struct im
 {
 	memset(id, 0, sizeof(*id));
 	id->src = src;
-	id->way = IDENTITY_PAYLOAD;
-	id->verify = true;
-	memcpy(id->hash, digest, IMGDEV_HASH_SIZE);
-	if (!(id->md = sha256_new()))
-		return ctx_error(ctx, ENOMEM, "out of memory");
-	return 0;
+	return init_stream_payload(ctx, id, digest);
 }
 
 bool identity_known_up_front(const struct identity *id)
@@ -142,7 +158,8 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id)
 	return rc;
 }
 
-int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size, uint64_t reread)
+int identity_finish_checked(struct imgdev_ctx *ctx, struct identity *id, uint64_t size,
+			    uint64_t reread)
 {
 	uint8_t got[IMGDEV_HASH_SIZE];
 

@@ -3,8 +3,9 @@
  * had: given by the caller (a digest), computed from the payload as the
  * pipeline copies it (formats whose file is the payload: raw), from the
  * image file by a thread beside the copy (qcow2, compressed streams), or
- * from the bytes received (a URL, standard input: bytesrc_hash_wrap), which
- * a digest, when given, must then equal. Also
+ * from the bytes received (a URL, standard input: bytesrc_hash_wrap; of a
+ * plain stream, those are the payload, hashed by the copy on a thread of
+ * its own), which a digest, when given, must then equal. Also
  * computed in a pass of its own, to learn whether a device already holds
  * the image.
  */
@@ -22,17 +23,18 @@ struct bytesrc;
 struct imgsrc;
 
 enum identity_way {
-	IDENTITY_GIVEN,		/* the caller's digest */
-	IDENTITY_PAYLOAD,	/* the payload's bytes, in order (md, fed by the pipeline);
-				   checked against a digest when resumed */
-	IDENTITY_FILE,		/* the image file's, by a thread of its own */
-	IDENTITY_RECEIVED,	/* the bytes received, hashed as they came; checked against a digest */
+	IDENTITY_GIVEN,    /* the caller's digest */
+	IDENTITY_PAYLOAD,  /* the payload's bytes, in order (md, fed by the pipeline);
+			      checked against a digest when given (a stream's, or resumed) */
+	IDENTITY_FILE,     /* the image file's, by a thread of its own */
+	IDENTITY_RECEIVED, /* the bytes received, hashed as they came; checked against a digest */
 };
 
 struct identity {
 	enum identity_way way;
 	uint8_t hash[IMGDEV_HASH_SIZE];	/* given, or once identity_finish succeeded */
 	struct sha256 *md;		/* IDENTITY_PAYLOAD: the pipeline's job.identity */
+	bool md_thread;                 /* md fed by a thread of its own (job.identity_thread) */
 	/* IDENTITY_FILE: the hashing thread. */
 	struct imgsrc *src;
 	pthread_t thread;
@@ -41,13 +43,14 @@ struct identity {
 	int thread_rc;
 	/* IDENTITY_RECEIVED: the hashing source. */
 	struct bytesrc *received;
-	/* IDENTITY_RECEIVED, or a resumed IDENTITY_PAYLOAD: hash is the digest to check. */
+	/* IDENTITY_RECEIVED, or IDENTITY_PAYLOAD of a stream: hash is the digest to check. */
 	bool verify;
 };
 
 /*
  * Choose the way for src: the bytes received when received is not NULL
- * (then checked against digest, if any); else the digest when not NULL;
+ * (then checked against digest, if any; of a plain stream, the payload's
+ * bytes, and received stops hashing); else the digest when not NULL;
  * else by the format. 0 or -ENOMEM (message in ctx); free with
  * identity_free() in both cases.
  */
@@ -77,11 +80,12 @@ int identity_finish(struct imgdev_ctx *ctx, struct identity *id);
  */
 int identity_finish_received(struct imgdev_ctx *ctx, struct identity *id);
 /*
- * A resumed copy's, after it succeeded with size payload bytes, the first
- * reread of them from the device: 0, or -EILSEQ when they are not the
- * digest's; else nothing.
+ * IDENTITY_PAYLOAD with a digest to check (a stream's, or a resumed copy's),
+ * after it succeeded with size payload bytes, the first reread of them
+ * re-read from the device (0 for a stream's): 0, or -EILSEQ when they are
+ * not the digest's; else nothing.
  */
-int identity_finish_resumed(struct imgdev_ctx *ctx, struct identity *id, uint64_t size,
+int identity_finish_checked(struct imgdev_ctx *ctx, struct identity *id, uint64_t size,
 			    uint64_t reread);
 /*
  * The hash of all the bytes received (bytesrc_hash_finish) into hash; with

@@ -7,7 +7,9 @@
  * writes, so a worker's CPU never idles behind the device. A chunk is done
  * when written and hashed. Workers and writers record an error in the
  * chunk; the folding thread sees errors in order, stops the run and
- * reports the first.
+ * reports the first. An identity hash is fed in order by the folding
+ * thread, or by a thread of its own (job->identity_thread) as soon as each
+ * chunk is filled; a chunk is then done only once fed too.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +26,7 @@
 #define MAX_WORKERS 8
 #define WRITERS 4		/* writes in flight */
 #define MAX_SLOTS 16
+#define MAX_THREADS (MAX_WORKERS + WRITERS + 1) /* and the identity's */
 
 /*
  * A slot's chunk: free; being filled; filled, to be written; being written;
@@ -44,6 +47,7 @@ struct pipeline {
 	uint64_t next_fold;
 	bool stop;		/* no more claims: the run failed or is over */
 	bool folded;		/* the folder is done: writers leave */
+	bool feeder;            /* a thread of its own feeds the identity */
 	enum sha256mb_impl impl;	/* of the block digests */
 	uint8_t zero_digest[IMGDEV_HASH_SIZE];	/* of one whole zero block */
 };
@@ -124,10 +128,10 @@ struct carry {
 	struct chunk *chunks[SHA256MB_MAX_LANES];
 };
 
-/* Under the lock: the chunk is done if it is both written (or not to be) and hashed. */
+/* Under the lock: the chunk is done once written (or not to be), hashed and fed. */
 static void settle_locked(struct pipeline *pl, struct chunk *c)
 {
-	if (c->state == SLOT_WRITTEN && c->hashed)
+	if (c->state == SLOT_WRITTEN && c->hashed && c->fed)
 		c->state = SLOT_DONE;
 	pthread_cond_broadcast(&pl->changed);
 }
@@ -227,6 +231,7 @@ static struct chunk *claim(struct pipeline *pl, const struct carry *k)
 		c->index = i;
 		c->state = SLOT_BUSY;
 		c->hashed = false;
+		c->fed = !pl->feeder;
 		c->hash_err = 0;
 	}
 	pthread_mutex_unlock(&pl->lock);
@@ -398,6 +403,41 @@ void chunk_zero_range(struct chunk *c, uint32_t from, uint32_t to)
 	memset(c->buf + whole_to, 0, to - whole_to);
 }
 
+/*
+ * Under the lock: chunk i once it is filled (its bytes and zero flags
+ * final), or NULL when there is none, it failed, or the folder is done.
+ */
+static struct chunk *next_to_feed_locked(struct pipeline *pl, uint64_t i)
+{
+	struct chunk *c = &pl->slots[i % pl->nslots];
+
+	while (!pl->folded && i < pl->nchunks && !(c->index == i && c->state >= SLOT_FILLED))
+		pthread_cond_wait(&pl->changed, &pl->lock);
+	return pl->folded || i >= pl->nchunks || c->err < 0 ? NULL : c;
+}
+
+/*
+ * The identity's own thread: every chunk's bytes in order, each while it
+ * is written and its blocks are hashed (all of them only read it). Its
+ * slot is not freed before (settle_locked).
+ */
+static void *feeder(void *arg)
+{
+	struct pipeline *pl = arg;
+	struct chunk *c;
+
+	pthread_mutex_lock(&pl->lock);
+	for (uint64_t i = 0; (c = next_to_feed_locked(pl, i)); i++) {
+		pthread_mutex_unlock(&pl->lock);
+		chunk_digest_update(pl->job->identity, c);
+		pthread_mutex_lock(&pl->lock);
+		c->fed = true;
+		settle_locked(pl, c);
+	}
+	pthread_mutex_unlock(&pl->lock);
+	return NULL;
+}
+
 /* Fold chunks in order until all are done or one failed; 0 or its error. */
 static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *content)
 {
@@ -425,7 +465,7 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *
 		sha256_update(content, c->digest,
 				 (size_t)((c->len + CONTENT_BLOCK_SIZE - 1) / CONTENT_BLOCK_SIZE) *
 					 IMGDEV_HASH_SIZE);
-		if (job->identity)
+		if (job->identity && !pl->feeder)
 			chunk_digest_update(job->identity, c);
 		chunk_unmap(c);
 		if (job->release_fn)
@@ -448,7 +488,8 @@ static int fold_all(struct pipeline *pl, struct imgdev_ctx *ctx, struct sha256 *
  * writes (verify), the workers' reads wait on the device: two per CPU.
  * An identity hash computed in order on the folding thread (a raw image's,
  * without a digest) is the critical path: one fewer worker than CPUs, to
- * leave it a CPU. (A qcow2 or compressed file's hash, on a thread of the
+ * leave it a CPU; not when it has a thread of its own (a stream's, whose
+ * bytes the workers take in turn). (A qcow2 or compressed file's hash, on a thread of the
  * caller's, is shorter than the payload when compressed: one per CPU
  * measured best there, between hashing-bound and decompression-bound.)
  */
@@ -459,7 +500,7 @@ static unsigned int worker_count(const struct pipeline_job *job)
 
 	if (job->workers)
 		n = job->workers;
-	else if (job->identity)
+	else if (job->identity && !job->identity_thread)
 		n = n > 1 ? n - 1 : 1;
 	else if (!job->write_fn)
 		n = 2 * n;
@@ -484,6 +525,7 @@ static int pipeline_setup(struct pipeline *pl, struct imgdev_ctx *ctx, unsigned 
 	for (unsigned int i = 0; i < pl->nslots; i++)
 		if (posix_memalign((void **)&pl->slots[i].buf, BUF_ALIGN, CHUNK_SIZE + CHUNK_PAD))
 			return -ENOMEM;
+	pl->feeder = pl->job->identity && pl->job->identity_thread;
 	pl->impl = pl->job->use_impl ? pl->job->impl : ctx_hash_impl(ctx);
 	return sha256mb_hash(pl->impl, &zeros_start, 1, CONTENT_BLOCK_SIZE, &pl->zero_digest);
 }
@@ -519,7 +561,7 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 	struct pipeline pl = { .job = job };
 	unsigned int nworkers = worker_count(job), nwriters = job->write_fn ? WRITERS : 0;
 	unsigned int started = 0;
-	pthread_t threads[MAX_WORKERS + WRITERS];
+	pthread_t threads[MAX_THREADS];
 	struct sha256 *content = sha256_new();
 	int rc = pipeline_setup(&pl, ctx, nworkers + nwriters);
 
@@ -532,6 +574,8 @@ int pipeline_run(struct imgdev_ctx *ctx, const struct pipeline_job *job,
 	rc = start_threads(ctx, &pl, threads, &started, nwriters, writer);
 	if (rc == 0)
 		rc = start_threads(ctx, &pl, threads, &started, nworkers, worker);
+	if (rc == 0 && pl.feeder)
+		rc = start_threads(ctx, &pl, threads, &started, 1, feeder);
 	if (rc == 0)
 		rc = fold_all(&pl, ctx, content);
 	pthread_mutex_lock(&pl.lock);

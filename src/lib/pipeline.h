@@ -4,8 +4,8 @@
  * each 64 KiB block (all-zero blocks take a precomputed digest, unhashed);
  * writer threads hand each filled chunk to write_fn meanwhile. The calling
  * thread folds the block digests in order into the content hash and,
- * optionally, feeds the bytes in order to an identity hash. Memory is
- * bounded: a fixed ring of chunk buffers.
+ * optionally, feeds the bytes in order to an identity hash (or a thread of
+ * the pipeline's own does). Memory is bounded: a fixed ring of chunk buffers.
  */
 #ifndef IMGDEV_PIPELINE_H
 #define IMGDEV_PIPELINE_H
@@ -49,6 +49,7 @@ struct chunk {
 	/* internal */
 	int state;
 	bool hashed;		/* every block's digest is in */
+	bool fed;               /* its bytes are in the identity hash, or need not be */
 	int hash_err;		/* how hashing its blocks failed */
 	int err;		/* how filling or writing it failed */
 	char msg[512];		/* the error's message, set with chunk_error() */
@@ -80,6 +81,12 @@ struct pipeline_job {
 	void (*release_fn)(void *arg, const struct chunk *c);
 	void *arg;
 	struct sha256 *identity;	/* NULL, or fed every byte in order */
+	/*
+	 * With identity: fed by a thread of its own, each chunk once filled,
+	 * not by the folding thread, and no worker fewer for it (a stream's
+	 * bytes, whose hash is the longest serial stage).
+	 */
+	bool identity_thread;
 	/* Tests: hash with this implementation (sha256mb.h), not ctx_hash_impl's. */
 	bool use_impl;
 	enum sha256mb_impl impl;

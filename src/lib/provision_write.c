@@ -192,6 +192,7 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 				    .release_fn = copy_release_chunk,
 				    .arg = cp,
 				    .identity = id->md,
+				    .identity_thread = id->md_thread,
 				    .progress = by_file ? progress_by_file : opts->progress,
 				    .progress_arg = by_file ? cp : opts->progress_data };
 	int rc = identity_start(ctx, id), hrc;
@@ -214,7 +215,7 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 	if (rc == 0)
 		rc = imgsrc_check_unchanged(ctx, cp->src);
 	if (rc == 0)
-		rc = identity_finish_resumed(ctx, id, rec->image_size, cp->resume_at);
+		rc = identity_finish_checked(ctx, id, rec->image_size, cp->resume_at);
 	if (rc == 0)
 		rc = payload_sink_sync(ctx, &cp->sink);
 	return rc;

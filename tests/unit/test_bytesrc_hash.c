@@ -537,6 +537,27 @@ static void test_inner_failure(void **state)
 	rig_close(&r);
 }
 
+/* Stopped, read passes the bytes on (and its failures' words), and finish refuses. */
+static void test_stopped_only_passes_on(void **state)
+{
+	uint8_t buf[4096], got[SHA256_SIZE];
+	uint64_t size;
+	struct rig r;
+
+	(void)state;
+	rig_open(&r, MiB, false);
+	atomic_store(&r.fake->fail_from, 5000);
+	assert_int_equal(bytesrc_read(r.bs, buf, 8), 8);
+	bytesrc_hash_stop(r.bs);
+	assert_int_equal(bytesrc_read(r.bs, buf, 4000), 4000);
+	assert_memory_equal(buf, r.data + 8, 4000);
+	assert_int_equal(bytesrc_read(r.bs, buf, 4096), -EIO);
+	assert_string_equal(r.bs->msg, "injected failure at 5000");
+	assert_int_equal(bytesrc_hash_finish(r.ctx, r.bs, got, &size), -EINVAL);
+	assert_non_null(strstr(imgdev_ctx_last_error(r.ctx), "stopped"));
+	rig_close(&r);
+}
+
 static void test_rewind_resets(void **state)
 {
 	uint8_t *buf = malloc(MiB);
@@ -661,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_read_in_odd_pieces),
 		cmocka_unit_test(test_read_part_then_finish_drains),
 		cmocka_unit_test(test_peek_does_not_hash),
+		cmocka_unit_test(test_stopped_only_passes_on),
 		cmocka_unit_test(test_pread_in_order),
 		cmocka_unit_test(test_pread_reverse_and_shuffled),
 		cmocka_unit_test(test_sparse_preads),

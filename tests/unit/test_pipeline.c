@@ -174,14 +174,20 @@ static void run_and_check(struct pipeline_job *job, const uint8_t *data)
 	imgdev_ctx_free(ctx);
 }
 
-static void run_case(uint64_t size, unsigned int workers)
+/* One run; the identity fed by the folding thread, or (fed) by a thread of its own. */
+static void run_case_fed(uint64_t size, unsigned int workers, bool fed)
 {
 	uint8_t *data = make_payload(size);
 	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
 	struct progress_seen seen = { .in_order = true };
-	struct pipeline_job job = { .size = size, .workers = workers, .read_fn = mem_read,
-				    .write_fn = mem_write, .arg = &m,
-				    .progress = record_progress, .progress_arg = &seen };
+	struct pipeline_job job = { .size = size,
+				    .workers = workers,
+				    .read_fn = mem_read,
+				    .write_fn = mem_write,
+				    .arg = &m,
+				    .identity_thread = fed,
+				    .progress = record_progress,
+				    .progress_arg = &seen };
 
 	run_and_check(&job, data);
 	assert_true(m.bytes_seen == size);
@@ -190,6 +196,12 @@ static void run_case(uint64_t size, unsigned int workers)
 	assert_true(seen.last == size && seen.total == size);
 	assert_true(m.zero_blocks >= 1 + (size > 2 * (uint64_t)CHUNK_SIZE ? CHUNK_BLOCKS : 0));
 	free(data);
+}
+
+static void run_case(uint64_t size, unsigned int workers)
+{
+	run_case_fed(size, workers, false);
+	run_case_fed(size, workers, true);
 }
 
 static void test_hash_matches_definition(void **state)
@@ -225,16 +237,29 @@ static void run_unknown_size(uint64_t size, uint64_t limit, unsigned int workers
 	uint8_t *data = make_payload(size), got[32], want[32];
 	struct memsrc m = { .data = data, .size = size, .fail_at = UINT64_MAX };
 	struct progress_seen seen = { .in_order = true };
-	struct pipeline_job job = { .size = limit, .size_unknown = true, .workers = workers,
-				    .read_fn = stream_read, .write_fn = mem_write, .arg = &m,
-				    .progress = record_progress, .progress_arg = &seen };
+	struct pipeline_job job = { .size = limit,
+				    .size_unknown = true,
+				    .workers = workers,
+				    .read_fn = stream_read,
+				    .write_fn = mem_write,
+				    .arg = &m,
+				    .identity = sha256_new(),
+				    .identity_thread = true,
+				    .progress = record_progress,
+				    .progress_arg = &seen };
 	struct imgdev_ctx *ctx;
 	uint64_t seen_size = 0;
+	unsigned int len;
 
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
 	assert_int_equal(pipeline_run(ctx, &job, got, &seen_size), 0);
 	reference_hash(data, size, want);
 	assert_memory_equal(got, want, 32);
+	/* The identity's own thread stopped where the payload ended. */
+	sha256_final(job.identity, got);
+	EVP_Digest(data, size, want, &len, EVP_sha256(), NULL);
+	assert_memory_equal(got, want, 32);
+	sha256_free(job.identity);
 	assert_true(seen_size == size);
 	assert_true(m.bytes_seen == size);
 	assert_true(seen.total == 0 && seen.last == size);
@@ -370,18 +395,27 @@ static void test_small_chunks_join_the_carry(void **state)
 	free(data);
 }
 
-/* Run over m's payload with workers; the run fails with want_rc and want_msg. */
+/*
+ * Run over m's payload with workers, the identity fed by a thread of its
+ * own (which must stop too); the run fails with want_rc and want_msg.
+ */
 static void run_expecting_error(struct memsrc *m, unsigned int workers, int want_rc,
 				const char *want_msg)
 {
 	struct imgdev_ctx *ctx;
-	struct pipeline_job job = { .size = m->size, .workers = workers, .read_fn = mem_read,
-				    .write_fn = mem_write, .arg = m };
+	struct pipeline_job job = { .size = m->size,
+				    .workers = workers,
+				    .read_fn = mem_read,
+				    .write_fn = mem_write,
+				    .arg = m,
+				    .identity = sha256_new(),
+				    .identity_thread = true };
 	uint8_t got[32];
 
 	assert_int_equal(imgdev_ctx_new(&ctx), 0);
 	assert_int_equal(pipeline_run(ctx, &job, got, NULL), want_rc);
 	assert_string_equal(imgdev_ctx_last_error(ctx), want_msg);
+	sha256_free(job.identity);
 	imgdev_ctx_free(ctx);
 }
 
