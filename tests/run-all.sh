@@ -35,9 +35,23 @@ run_suite "unit (sanitizers)" meson test -C build-asan --print-errorlogs
 TSAN_OPTIONS=halt_on_error=1:exitcode=66 run_suite "unit (thread sanitizer)" \
 	meson test -C build-tsan --print-errorlogs --timeout-multiplier 10
 
+# servers_left NAME: a suite must stop every server it started (nginx, the
+# fault proxy; tests/net/servers.sh), also when it failed: any still running
+# fails the suite named, and is stopped here.
+servers_left() {
+	local pids
+	pids=$(pgrep -f -- '-p /var/tmp/imgdev-[a-z]+\.[A-Za-z0-9]+/net/|tests/net/faultproxy\.py' || true)
+	[ -z "$pids" ] && return 0
+	echo "servers left running after $1:"
+	ps -o pid,args -p "$(tr '\n' ',' <<<"$pids" | sed 's/,$//')"
+	kill $pids 2>/dev/null
+	return 1
+}
 for t in tests/host/test_*.sh; do
 	run_suite "host ${t##*/}" "$t"
+	run_suite "host ${t##*/}: no servers left" servers_left "${t##*/}"
 	IMGDEV=$PWD/build-asan/imgdev run_suite "host ${t##*/} (sanitizers)" "$t"
+	run_suite "host ${t##*/} (sanitizers): no servers left" servers_left "${t##*/} (sanitizers)"
 done
 # Memory and descriptor hygiene: the unit tests and the header and safety host
 # tests under valgrind (leaks and invalid accesses fail the run).

@@ -218,13 +218,15 @@ else
 fi
 
 if net_have_nginx; then
+	# One server for both cases, started here: one started in a case's
+	# subshell is known to that subshell only, and net_stop in the EXIT trap
+	# would not stop it.
+	net_start "$tmp/net" || { echo "${0##*/}: nginx would not start"; exit 1; }
+	ln "$tmp/A" "$NET_WWW/A"; ln "$tmp/B" "$NET_WWW/B"
 	expect 'provisions from a URL killed at random moments of the download never leave a header naming a payload it does not hold' '
-		net_start "$tmp/net"
-		ln "$tmp/A" "$NET_WWW/A"; ln "$tmp/B" "$NET_WWW/B"
 		head -c "$DEV_SIZE" /dev/urandom >"$tmp/hdev"
 		CRASH_URL=$NET_HTTP/slow crash_run "$tmp/hdev"'
 	expect 'raw downloads with a digest killed at random moments: the invariant holds, and a rerun fetches only what the resume point says is missing' '
-		net_start "$tmp/net"
 		head -c "$DEV_SIZE" /dev/urandom >"$tmp/rdev"
 		resume_run "$tmp/rdev"'
 else
