@@ -41,11 +41,33 @@ expect 'writes failing from the start (flakey, always down): sector 0 untouched,
 	dmsetup remove broken
 	assert_eq "$(head -c 512 $disk | sha256sum)" "$before"'
 
-expect 'writes failing mid-payload (flakey goes down under a slow copy): error, state writing' '
-	mk flaky "0 $sectors flakey $(devno $disk) 0 2 60 1 error_writes"
-	mk slowflaky "0 $sectors delay /dev/mapper/flaky 0 400"
+# payload_on_disk: the first 4 KiB of the payload on $disk (read past the
+# page cache) are the image's: the copy has begun.
+payload_on_disk() {
+	[ "$(dd if=$disk bs=512 skip=1 count=8 iflag=direct status=none | sha256sum)" = \
+		"$(head -c 4096 "$img" | sha256sum)" ]
+}
+
+# The device fails once the payload has begun to land (seen on the disk
+# itself), not after a fixed time: on a loaded host imgdev may reach it
+# late. dm-delay (1 s an I/O) keeps the rest of the copy in flight then.
+expect 'writes failing mid-payload (flakey goes down once the payload has begun, under a slow copy): error, state writing' '
+	dd if=/dev/zero of=$disk bs=1M count=1 oflag=direct status=none # no payload yet
+	mk flaky "0 $sectors flakey $(devno $disk) 0 3600 1"
+	mk slowflaky "0 $sectors delay /dev/mapper/flaky 0 1000"
 	start=$(date +%s)
-	run_imgdev provision /dev/mapper/slowflaky "$img" --no-map; assert_rc 1
+	"$IMGDEV" provision /dev/mapper/slowflaky "$img" --no-map >"$work/out" 2>"$work/err" &
+	pid=$!
+	for i in $(seq 1200); do
+		payload_on_disk && break
+		sleep 0.05
+	done
+	dmsetup suspend flaky
+	echo "0 $sectors flakey $(devno $disk) 0 0 60 1 error_writes" | dmsetup load flaky
+	dmsetup resume flaky
+	rc=0; wait $pid || rc=$?
+	out=$(cat "$work/out") err=$(cat "$work/err")
+	assert_rc 1
 	assert_contains "$err" "write error at payload offset"
 	[ $(($(date +%s) - start)) -lt 60 ] || { echo "took too long"; exit 1; }
 	dmsetup remove slowflaky; dmsetup remove flaky
