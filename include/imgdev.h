@@ -267,6 +267,32 @@ struct imgdev_provision_opts {
 };
 #define IMGDEV_PROVISION_OPTS_INIT { .version = IMGDEV_PROVISION_OPTS_VERSION }
 
+/*
+ * How a provision made the image's zero ranges (holes, zero blocks,
+ * unallocated qcow2 clusters) read as zeros on the device.
+ */
+enum imgdev_zeroing {
+	IMGDEV_ZEROING_NONE,		/* nothing zeroed: no zero range, or nothing written */
+	/*
+	 * The device zeroed them itself: write-zeroes with unmapping allowed
+	 * (thin and file-backed devices free the space); on a regular file,
+	 * fallocate.
+	 */
+	IMGDEV_ZEROING_WRITE_ZEROES,
+	/*
+	 * A device that discards but cannot write zeroes (dm-thin, thin
+	 * LUNs): the whole discard blocks of each range discarded (the space
+	 * given back), then the range read back and zeros written wherever it
+	 * did not read as zeros (edges, partial blocks, a device that kept
+	 * the data).
+	 */
+	IMGDEV_ZEROING_DISCARD,
+	IMGDEV_ZEROING_ZEROS,		/* zeros written: the device can do neither */
+};
+
+/* "none", "write-zeroes", "discard" or "zeros" (as in provision --json); NULL if unknown. */
+const char *imgdev_zeroing_name(enum imgdev_zeroing zeroing);
+
 struct imgdev_provision_result {
 	bool written;			/* false: the device already held the image */
 	char *mapped_path;		/* malloc'ed; NULL with no_map */
@@ -282,6 +308,7 @@ struct imgdev_provision_result {
 	 * re-read and hashed from the device, not fetched.
 	 */
 	uint64_t resumed_at;
+	enum imgdev_zeroing zeroing;	/* how the zero ranges were zeroed */
 };
 
 /*

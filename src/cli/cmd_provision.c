@@ -164,6 +164,7 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 	json_object_object_add(o, "bytes_written", json_object_new_uint64(r->bytes_written));
 	json_object_object_add(o, "bytes_zeroed", json_object_new_uint64(r->bytes_zeroed));
 	json_object_object_add(o, "resumed_at", json_object_new_uint64(r->resumed_at));
+	json_object_object_add(o, "zeroing", json_object_new_string(imgdev_zeroing_name(r->zeroing)));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
 	cli_print_json(o);
 }

@@ -367,6 +367,17 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
+const char *imgdev_zeroing_name(enum imgdev_zeroing zeroing)
+{
+	switch (zeroing) {
+	case IMGDEV_ZEROING_NONE: return "none";
+	case IMGDEV_ZEROING_WRITE_ZEROES: return "write-zeroes";
+	case IMGDEV_ZEROING_DISCARD: return "discard";
+	case IMGDEV_ZEROING_ZEROS: return "zeros";
+	}
+	return NULL;
+}
+
 void imgdev_provision_result_clear(struct imgdev_provision_result *res)
 {
 	free(res->mapped_path);

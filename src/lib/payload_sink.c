@@ -2,7 +2,8 @@
  * Writing chunks to the device (payload_sink.h): a chunk is split into runs
  * of data and runs of zero blocks; data goes through blockdev_io, zeros
  * through bdev_zero_range now or, on a device that zeroes by offload, held
- * in zero_runs to the end of the copy.
+ * in zero_runs to the end of the copy; on a device that discards but cannot
+ * write zeroes, held and then discarded and checked (discard_zero.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,9 +22,18 @@ enum zeroing {
 	ZEROING_HELD,			/* the device zeroes by offload: at the end */
 };
 
-void payload_sink_open(struct payload_sink *s, const struct bdev *bd, uint64_t data_offset,
-		       const char *image)
+static int sink_discard_zero(void *arg, uint64_t off, uint64_t len)
 {
+	struct payload_sink *s = arg;
+
+	return discard_zero_range(&s->dz, off, len);
+}
+
+void payload_sink_open(struct imgdev_ctx *ctx, struct payload_sink *s, const struct bdev *bd,
+		       uint64_t data_offset, const char *image)
+{
+	struct discard_limits lim = { 0 };
+
 	bdev_io_open(&s->io, bd, O_RDWR);
 	s->data_offset = data_offset;
 	s->image = image;
@@ -31,12 +41,21 @@ void payload_sink_open(struct payload_sink *s, const struct bdev *bd, uint64_t d
 	atomic_init(&s->zeroed, 0);
 	atomic_init(&s->zeroing, ZEROING_UNKNOWN);
 	zero_runs_init(&s->held, bd, ZERO_RUNS_MAX);
+	s->limits_known = bd->is_block && discard_limits_read(ctx, bd->rdev, &lim) == 0;
+	s->by_discard = s->limits_known && discard_limits_want_discard(&lim);
+	discard_zero_init(&s->dz, &s->io, &lim);
+	if (s->by_discard) {
+		/* Discards are cheap requests too: held, merged, at the end. */
+		atomic_store(&s->zeroing, ZEROING_HELD);
+		zero_runs_set_fn(&s->held, sink_discard_zero, s);
+	}
 }
 
 void payload_sink_close(struct payload_sink *s)
 {
 	bdev_io_close(&s->io);
 	zero_runs_free(&s->held);
+	discard_zero_free(&s->dz);
 }
 
 /*
@@ -121,11 +140,15 @@ int payload_sink_write(struct payload_sink *s, struct chunk *c)
 	return 0;
 }
 
-int payload_sink_flush_zeros(struct imgdev_ctx *ctx, struct payload_sink *s)
+int payload_sink_flush_zeros(struct imgdev_ctx *ctx, struct payload_sink *s, bool last)
 {
 	char msg[IMGDEV_ERRMSG_MAX];
 	uint64_t failed_at = 0;
-	int rc = zero_runs_flush(&s->held, &failed_at);
+	int rc;
+
+	if (last)
+		s->dz.data_done = true;	/* no data write can follow: edges may be read back */
+	rc = zero_runs_flush(&s->held, &failed_at);
 
 	if (rc < 0)
 		ctx_error(ctx, rc, "%s", write_error(msg, sizeof(msg), s, failed_at, rc));
@@ -140,4 +163,52 @@ int payload_sink_sync(struct imgdev_ctx *ctx, struct payload_sink *s)
 		return ctx_error(ctx, -rc, "%s: flushing the payload failed: %s", s->io.bd->path,
 				 strerror(-rc));
 	return 0;
+}
+
+enum imgdev_zeroing payload_sink_zeroing(const struct payload_sink *s)
+{
+	if (atomic_load(&s->zeroed) == 0)
+		return IMGDEV_ZEROING_NONE;
+	if (s->by_discard)
+		return IMGDEV_ZEROING_DISCARD;
+	switch (atomic_load(&s->zeroing)) {
+	case ZEROING_HELD: return IMGDEV_ZEROING_WRITE_ZEROES;
+	case ZEROING_INLINE: return IMGDEV_ZEROING_ZEROS;
+	default: return IMGDEV_ZEROING_NONE;
+	}
+}
+
+#define MIB(n) ((double)(n) / (1024.0 * 1024.0))
+
+void payload_sink_log_zeroing(struct imgdev_ctx *ctx, const struct payload_sink *s)
+{
+	const char *dev = s->io.bd->path;
+	double mib = MIB(atomic_load(&s->zeroed));
+	const struct discard_zero *dz = &s->dz;
+
+	switch (payload_sink_zeroing(s)) {
+	case IMGDEV_ZEROING_DISCARD:
+		ctx_log(ctx, LOGP_INFO,
+			"%s: zero ranges (%.1f MiB): discard, then read back (the device discards in "
+			"%llu-byte blocks and cannot write zeroes): %.1f MiB discarded%s, %.1f MiB read "
+			"back, %.1f MiB written as zeros", dev, mib,
+			(unsigned long long)dz->lim.granularity, MIB(dz->discarded),
+			dz->discard_refused ? " (then the device refused discards)" : "",
+			MIB(dz->checked), MIB(dz->rewritten));
+		break;
+	case IMGDEV_ZEROING_WRITE_ZEROES:
+		ctx_log(ctx, LOGP_INFO, "%s: zero ranges (%.1f MiB): write-zeroes (%s)", dev, mib,
+			s->io.bd->is_block ? "the device zeroes them, unmapping allowed"
+					   : "fallocate: the file system zeroes them");
+		break;
+	case IMGDEV_ZEROING_ZEROS:
+		ctx_log(ctx, LOGP_INFO, "%s: zero ranges (%.1f MiB): zeros written (%s)", dev, mib,
+			!s->io.bd->is_block ? "the file system cannot fallocate them" :
+			!s->limits_known    ? "the device cannot write zeroes; sysfs gave no discard limits" :
+					      "the device can neither write zeroes nor discard");
+		break;
+	case IMGDEV_ZEROING_NONE:
+		ctx_log(ctx, LOGP_INFO, "%s: zero ranges: none", dev);
+		break;
+	}
 }

@@ -8,9 +8,12 @@
 #define IMGDEV_PAYLOAD_SINK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "blockdev_io.h"
+#include "discard_zero.h"
+#include "imgdev.h"
 #include "zero_runs.h"
 
 struct bdev;
@@ -25,21 +28,34 @@ struct payload_sink {
 	atomic_uint_least64_t zeroed;	/* payload bytes zeroed without data */
 	atomic_int zeroing;		/* how zero runs go out (payload_sink.c) */
 	struct zero_runs held;		/* zero runs held back to the end */
+	bool limits_known;		/* sysfs gave the device's discard limits */
+	bool by_discard;		/* zero runs go through dz */
+	struct discard_zero dz;
 };
 
-/* Set up s to write a payload at data_offset of the open bd (O_RDWR). */
-void payload_sink_open(struct payload_sink *s, const struct bdev *bd, uint64_t data_offset,
-		       const char *image);
+/*
+ * Set up s to write a payload at data_offset of the open bd (O_RDWR); a
+ * block device that discards but cannot write zeroes has its zero runs
+ * discarded and checked (discard_zero.h), held to the end.
+ */
+void payload_sink_open(struct imgdev_ctx *ctx, struct payload_sink *s, const struct bdev *bd,
+		       uint64_t data_offset, const char *image);
 void payload_sink_close(struct payload_sink *s);
 
 /* Write chunk c (thread-safe); 0 or chunk_error(). */
 int payload_sink_write(struct payload_sink *s, struct chunk *c);
 
 /*
- * After the last chunk: zero the held runs, then flush everything to the
- * device. 0 or -errno with the message in ctx.
+ * Zero the held runs: at a checkpoint, or with last after the last chunk
+ * (every data write done); then payload_sink_sync flushes everything to
+ * the device. 0 or -errno with the message in ctx.
  */
-int payload_sink_flush_zeros(struct imgdev_ctx *ctx, struct payload_sink *s);
+int payload_sink_flush_zeros(struct imgdev_ctx *ctx, struct payload_sink *s, bool last);
 int payload_sink_sync(struct imgdev_ctx *ctx, struct payload_sink *s);
+
+/* How the zero runs were zeroed; after the copy (NONE: there were none). */
+enum imgdev_zeroing payload_sink_zeroing(const struct payload_sink *s);
+/* Say so in the log, at info level, with what a discard and its check did. */
+void payload_sink_log_zeroing(struct imgdev_ctx *ctx, const struct payload_sink *s);
 
 #endif

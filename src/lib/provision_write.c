@@ -140,7 +140,7 @@ static void checkpoint(struct copy *cp, const struct chunk *c)
 	    end >= cp->rec->image_size || end <= cp->rec->resume_at ||
 	    now - cp->last_checkpoint < CHECKPOINT_SECONDS)
 		return;
-	rc = payload_sink_flush_zeros(cp->ctx, &cp->sink);
+	rc = payload_sink_flush_zeros(cp->ctx, &cp->sink, false);
 	if (rc == 0)
 		rc = payload_sink_sync(cp->ctx, &cp->sink);
 	if (rc == 0) {
@@ -206,7 +206,7 @@ static int copy_payload(struct imgdev_ctx *ctx, struct copy *cp, struct identity
 		src->size_known = true;
 	}
 	if (rc == 0)
-		rc = payload_sink_flush_zeros(ctx, &cp->sink);
+		rc = payload_sink_flush_zeros(ctx, &cp->sink, true);
 	hrc = identity_finish(ctx, id);
 	if (rc == 0)
 		rc = hrc;
@@ -289,7 +289,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 
 	atomic_init(&cp.reread_failed, false);
 	atomic_init(&cp.checkpoint_failed, false);
-	payload_sink_open(&cp.sink, bd, SECTOR_SIZE, src->name);
+	payload_sink_open(ctx, &cp.sink, bd, SECTOR_SIZE, src->name);
 	if (rc == 0)
 		rc = mark_writing(ctx, bd, &id, &rec);
 	if (rc == 0) {
@@ -307,6 +307,8 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 		res->bytes_zeroed = atomic_load(&cp.sink.zeroed);
 		res->image_size = rec.image_size;
 		res->resumed_at = resume_at;
+		res->zeroing = payload_sink_zeroing(&cp.sink);
+		payload_sink_log_zeroing(ctx, &cp.sink);
 	}
 	payload_sink_close(&cp.sink);
 	identity_free(&id);

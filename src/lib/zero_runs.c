@@ -15,6 +15,12 @@ void zero_runs_init(struct zero_runs *z, const struct bdev *bd, size_t max)
 	pthread_mutex_init(&z->lock, NULL);
 }
 
+void zero_runs_set_fn(struct zero_runs *z, zero_runs_fn fn, void *arg)
+{
+	z->zero = fn;
+	z->zero_arg = arg;
+}
+
 void zero_runs_free(struct zero_runs *z)
 {
 	pthread_mutex_destroy(&z->lock);
@@ -57,7 +63,9 @@ static int issue_locked(struct zero_runs *z, uint64_t *failed_at)
 {
 	merge_locked(z);
 	for (size_t i = 0; i < z->count; i++) {
-		int rc = bdev_zero_range(z->bd, z->runs[i].off, z->runs[i].len, NULL);
+		const struct zero_run *r = &z->runs[i];
+		int rc = z->zero ? z->zero(z->zero_arg, r->off, r->len)
+				 : bdev_zero_range(z->bd, r->off, r->len, NULL);
 
 		z->issued++;
 		if (rc < 0) {

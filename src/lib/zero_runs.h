@@ -21,9 +21,14 @@ struct zero_run {
 	uint64_t off, len;
 };
 
+/* How a held run is zeroed, when not by bdev_zero_range: 0 or -errno. */
+typedef int (*zero_runs_fn)(void *arg, uint64_t off, uint64_t len);
+
 struct zero_runs {
 	pthread_mutex_t lock;
 	const struct bdev *bd;
+	zero_runs_fn zero;	/* NULL: bdev_zero_range on bd */
+	void *zero_arg;
 	struct zero_run *runs;
 	size_t count, cap, max;
 	uint64_t issued;	/* zeroing requests sent, for tests */
@@ -31,6 +36,8 @@ struct zero_runs {
 
 void zero_runs_init(struct zero_runs *z, const struct bdev *bd, size_t max);
 void zero_runs_free(struct zero_runs *z);
+/* Zero the runs with fn(arg, ...) instead; called under the lock, one run at a time. */
+void zero_runs_set_fn(struct zero_runs *z, zero_runs_fn fn, void *arg);
 
 /*
  * Hold [off, off+len) of bd to be zeroed (thread-safe). 0, or -errno when

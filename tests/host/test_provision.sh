@@ -87,13 +87,13 @@ expect 'provision --no-map writes magic, version, image hash and a complete comm
 	assert_eq "$(stat -c %s "$d")" 1048576 "device size"
 	payload_is "$d" "$tmp/img1"'
 
-expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, resumed_at 0, seconds' '
+expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, resumed_at 0, zeroing, seconds' '
 	rand "$tmp/img2" 300001
 	d=$(new_disk d2 $(room 300001))
 	run_imgdev provision "$d" "$tmp/img2" --no-map --json; assert_rc 0; assert_eq "$err" ""
 	assert_eq "$(printf "%s\n" "$out" | head -n 1)" "{"
 	assert_eq "$(printf "%s\n" "$out" | tail -n 1)" "}"
-	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 9 "number of keys"
+	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 10 "number of keys"
 	assert_eq "$(jfield written <<<"$out")" true
 	assert_eq "$(jfield mapped_path <<<"$out")" null
 	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img2")"
@@ -103,6 +103,7 @@ expect 'provision --json prints one object: written, null mapped_path, hashes, s
 	[ "$w" -gt 0 ] || { echo "bytes_written $w"; exit 1; }
 	assert_eq "$((w + z))" 300001 "bytes_written + bytes_zeroed"
 	assert_eq "$(jfield resumed_at <<<"$out")" 0 "resumed_at of a file"
+	assert_eq "$(jfield zeroing <<<"$out")" none "zeroing of random bytes"
 	s=$(jfield seconds <<<"$out")
 	[[ $s =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "seconds [$s]"; exit 1; }
 	payload_is "$d" "$tmp/img2"'
@@ -121,6 +122,7 @@ expect 'provision of the same image again says matched and writes nothing' '
 	assert_eq "$(jfield written <<<"$out")" false
 	assert_eq "$(jfield bytes_written <<<"$out")" 0
 	assert_eq "$(jfield bytes_zeroed <<<"$out")" 0
+	assert_eq "$(jfield zeroing <<<"$out")" none
 	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img3")"
 	assert_eq "$(jfield content_hash <<<"$out")" "sha256:$(hex_at "$d" 96 32)"
 	assert_eq "$(jfield image_size <<<"$out")" 500000
@@ -231,10 +233,13 @@ expect 'odd sizes (1, 511, 512, 513, 64K-1, 64K, 64K+1, 3*64K+777, 4M+1) fit exa
 		run_imgdev provision "$d" "$tmp/odd" --no-map; assert_eq "$out" matched "size $n again"
 	done'
 
-expect 'zero runs inside data read back as zeros over a random-filled device; bytes_zeroed > 0' '
+expect 'zero runs inside data read back as zeros over a random-filled device; bytes_zeroed > 0, by write-zeroes (fallocate), said at -v' '
 	mixed "$tmp/img13"; n=$(stat -c %s "$tmp/img13")
 	d=$(new_disk d13 "$(room "$n")")
-	run_imgdev provision "$d" "$tmp/img13" --no-map --json; assert_rc 0
+	run_imgdev -v provision "$d" "$tmp/img13" --no-map --json; assert_rc 0
+	assert_eq "$(jfield zeroing <<<"$out")" write-zeroes
+	assert_contains "$err" "zero ranges ("
+	assert_contains "$err" "): write-zeroes (fallocate"
 	z=$(jfield bytes_zeroed <<<"$out"); w=$(jfield bytes_written <<<"$out")
 	[ "$z" -gt 0 ] || { echo "bytes_zeroed $z"; exit 1; }
 	assert_eq "$((w + z))" "$n" "bytes_written + bytes_zeroed"

@@ -44,6 +44,12 @@ sizeB=$(stat -c %s "$imgB")
 zeros=$(printf '%064d' 0)
 start=$work/start
 target=$work/target
+# The log-writes target passes discards but not write-zeroes, so imgdev
+# zeroes B's zero runs there by discard, read back (issue 15, part 1); the
+# data disk (ubd) zeroes what it is told to discard, and the read-back found
+# zeros, so the replay zeroes discarded ranges too. (A discard dropped by a
+# power cut still leaves the old bytes.)
+DISCARD_ZERO=--discard-zero
 
 # replay LABEL REPLAY-ARGS...: a copy of the starting state as $target, the
 # log replayed onto it; what log-replay printed in $work/replay.out.
@@ -51,7 +57,7 @@ replay() {
 	local label=$1
 	shift
 	cp "$start" "$target"
-	"$LOG_REPLAY" "$logdev" "$target" "$@" >"$work/replay.out" 2>&1 && return
+	"$LOG_REPLAY" "$logdev" "$target" "$@" $DISCARD_ZERO >"$work/replay.out" 2>&1 && return
 	echo "$label: log-replay failed: $(<"$work/replay.out")" >>"$work/bad"
 	return 1
 }
@@ -118,7 +124,8 @@ replay_all() {
 		for seed in $(seq 1 "$K"); do
 			echo subset >>"$work/tried"
 			# Which writes the seed drops, onto whatever $target holds.
-			"$LOG_REPLAY" "$logdev" "$target" --to "$end" --drop-seed "$seed" >"$work/replay.out" 2>&1 || true
+			"$LOG_REPLAY" "$logdev" "$target" --to "$end" --drop-seed "$seed" $DISCARD_ZERO \
+				>"$work/replay.out" 2>&1 || true
 			dropped=$(grep -c '^dropped' "$work/replay.out") || true
 			[ "$dropped" -gt 0 ] && [ "$dropped" -lt "$ios" ] || continue
 			key="$end $(tr '\n' ' ' <"$work/replay.out")"

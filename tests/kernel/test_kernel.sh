@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Host side of the kernel tests: makes the disk files, boots user-mode Linux
-# once with them as /dev/ubdb../dev/ubdj, and runs every guest_*.sh inside it
+# once with them as /dev/ubdb../dev/ubdm, and runs every guest_*.sh inside it
 # (guest-suites.sh). Skips (77) when user-mode Linux is not installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,8 +15,9 @@ disks=$(mktemp -d /var/tmp/imgdev-kdisks.XXXXXX)
 trap 'rm -rf "$disks"' EXIT
 args=()
 # b..e: guest_dm.sh; f, g: guest_provision.sh; h: guest_faults.sh;
-# i (data), j (log): guest_powercut.sh
-for d in b:64M c:32M d:16M e:32M f:64M g:64M h:64M i:8M j:64M; do
+# i (data), j (log): guest_powercut.sh; k (pool metadata), l (pool data),
+# m (a plain disk): guest_thin.sh
+for d in b:64M c:32M d:16M e:32M f:64M g:64M h:64M i:8M j:64M k:4M l:32M m:8M; do
 	head -c 1M /dev/urandom >"$disks/${d%%:*}"
 	truncate -s "${d#*:}" "$disks/${d%%:*}"
 	args+=(--disk "$disks/${d%%:*}")

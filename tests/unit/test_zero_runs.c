@@ -3,7 +3,8 @@
  * runs are zeroed exactly (nothing more, nothing less) once flushed, a
  * flush with nothing held does nothing, touching runs are sent as one
  * request, the bound on held runs issues them early, a failed zeroing names
- * its offset, and adds from several threads at once.
+ * its offset, adds from several threads at once, and a zeroing function of
+ * the caller's (discard and check) given the merged runs instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -176,6 +177,48 @@ static void test_failure_names_the_run(void **state)
 	assert_file_is_want(f);		/* nothing zeroed */
 }
 
+/* A zeroing of its own (discard_zero's, in provision): each merged run, in order. */
+struct seen_runs {
+	struct zero_run runs[8];
+	size_t count;
+	int fail;
+};
+
+static int record_run(void *arg, uint64_t off, uint64_t len)
+{
+	struct seen_runs *seen = arg;
+
+	assert_true(seen->count < 8);
+	seen->runs[seen->count++] = (struct zero_run){ .off = off, .len = len };
+	return seen->fail;
+}
+
+static void test_a_zeroing_of_its_own(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_runs seen = { .count = 0 };
+	struct zero_runs z;
+	uint64_t failed_at = 0;
+
+	zero_runs_init(&z, &f->bd, ZERO_RUNS_MAX);
+	zero_runs_set_fn(&z, record_run, &seen);
+	assert_int_equal(zero_runs_add(&z, 200000, 1000, &failed_at), 0);
+	assert_int_equal(zero_runs_add(&z, 512, 65536, &failed_at), 0);
+	assert_int_equal(zero_runs_add(&z, 66048, 4096, &failed_at), 0);
+	assert_int_equal(zero_runs_flush(&z, &failed_at), 0);
+	assert_int_equal(seen.count, 2);
+	assert_int_equal(seen.runs[0].off, 512);
+	assert_int_equal(seen.runs[0].len, 65536 + 4096);
+	assert_int_equal(seen.runs[1].off, 200000);
+	assert_int_equal(seen.runs[1].len, 1000);
+	assert_file_is_want(f);		/* bdev_zero_range never called */
+	seen = (struct seen_runs){ .fail = -EIO };
+	assert_int_equal(zero_runs_add(&z, 8192, 512, &failed_at), 0);
+	assert_int_equal(zero_runs_flush(&z, &failed_at), -EIO);
+	assert_int_equal(failed_at, 8192);
+	zero_runs_free(&z);
+}
+
 struct adder {
 	struct fixture *f;
 	struct zero_runs *z;
@@ -232,6 +275,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bound_issues_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_names_the_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adds_from_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_zeroing_of_its_own, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
