@@ -11,9 +11,7 @@
  * (http_retry.c); the stream (http_stream.c); pread (http_pread.c).
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

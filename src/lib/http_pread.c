@@ -7,19 +7,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
 #include "bytesrc.h"
 #include "http_src.h"
-#include "internal.h"
 
 struct pread_req {
 	struct http_req r;

@@ -14,13 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
-#include "bytesrc.h"
 #include "http_src.h"
-#include "internal.h"
 
 /* The standard phrase of a status, for HTTP/2 (which sends none). */
 static const char *status_phrase(long status)

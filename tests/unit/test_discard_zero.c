@@ -26,6 +26,7 @@
 #include "blockdev.h"
 #include "blockdev_io.h"
 #include "discard_zero.h"
+#include "file_helpers.h"
 #include "imgdev.h"
 
 #define FILE_SIZE (4 * 1024 * 1024)
@@ -69,22 +70,14 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct discard_limits lim = { .max_bytes = 1ull << 34, .granularity = G };
-	uint8_t *fill = malloc(FILE_SIZE);
 
 	assert_non_null(f);
-	assert_non_null(fill);
-	strcpy(f->path, "/var/tmp/imgdev-dz.XXXXXX");
+	memset(f->want, FILL, FILE_SIZE);
 	f->bd = (struct bdev)BDEV_INIT;
-	f->bd.fd = mkstemp(f->path);
-	assert_true(f->bd.fd >= 0);
-	assert_int_equal(unlink(f->path), 0);	/* nothing left behind by an abort */
-	snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->bd.fd);
+	f->bd.fd =
+		tmpfile_of(f->path, sizeof(f->path), "/var/tmp/imgdev-dz.XXXXXX", f->want, FILE_SIZE);
 	f->bd.path = f->path;
 	f->bd.size = FILE_SIZE;
-	memset(fill, FILL, FILE_SIZE);
-	assert_int_equal(bdev_pwrite_full(f->bd.fd, fill, FILE_SIZE, 0), 0);
-	memcpy(f->want, fill, FILE_SIZE);
-	free(fill);
 	bdev_io_open(&f->io, &f->bd, O_RDWR);
 	discard_zero_init(&f->dz, &f->io, &lim);
 	f->dz.discard = play_discard;
@@ -114,12 +107,7 @@ static void zero(struct fixture *f, uint64_t off, uint64_t len)
 
 static void assert_file_is_want(struct fixture *f)
 {
-	uint8_t *got = malloc(FILE_SIZE);
-
-	assert_non_null(got);
-	assert_int_equal(pread(f->bd.fd, got, FILE_SIZE, 0), FILE_SIZE);
-	assert_memory_equal(got, f->want, FILE_SIZE);
-	free(got);
+	assert_fd_holds(f->bd.fd, f->want, FILE_SIZE);
 }
 
 /* A device that keeps the data: the whole blocks discarded, every byte rewritten. */
@@ -301,18 +289,6 @@ struct tree {
 	char dir[64];
 };
 
-static void put(const char *dir, const char *rel, const char *text)
-{
-	char path[256];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-}
-
 static void make_tree(struct tree *t, const char *max, const char *gran, const char *wz)
 {
 	static const char *const dirs[] = { "dev", "dev/block", "devices", "devices/disk",
@@ -325,11 +301,11 @@ static void make_tree(struct tree *t, const char *max, const char *gran, const c
 		snprintf(path, sizeof(path), "%s/%s", t->dir, dirs[i]);
 		assert_int_equal(mkdir(path, 0755), 0);
 	}
-	put(t->dir, "devices/disk/queue/discard_max_bytes", max);
-	put(t->dir, "devices/disk/queue/discard_granularity", gran);
-	put(t->dir, "devices/disk/queue/write_zeroes_max_bytes", wz);
-	put(t->dir, "devices/disk/discard_alignment", "0\n");
-	put(t->dir, "devices/disk/part1/discard_alignment", "4096\n");
+	put_text(t->dir, "devices/disk/queue/discard_max_bytes", max);
+	put_text(t->dir, "devices/disk/queue/discard_granularity", gran);
+	put_text(t->dir, "devices/disk/queue/write_zeroes_max_bytes", wz);
+	put_text(t->dir, "devices/disk/discard_alignment", "0\n");
+	put_text(t->dir, "devices/disk/part1/discard_alignment", "4096\n");
 	snprintf(path, sizeof(path), "%s/dev/block/7:99", t->dir);
 	assert_int_equal(symlink("../../devices/disk", path), 0);
 	snprintf(path, sizeof(path), "%s/dev/block/7:98", t->dir);

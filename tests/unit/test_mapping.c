@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "file_helpers.h"
 #include "header.h"
 #include "mapping.h"
 
@@ -28,18 +29,6 @@ struct fixture {
 	int warnings;
 	char last_warning[512];
 };
-
-static void put_file(const char *root, const char *rel, const void *data, size_t len)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, len, f), len);
-	fclose(f);
-}
 
 static void make_dir(const char *root, const char *rel)
 {
@@ -80,9 +69,9 @@ static int setup(void **state)
 			     "sys/dev/block/7:4\0sys/dev/block/253:5\0dev/mapper\0";
 	     *d; d += strlen(d) + 1)
 		make_dir(fx->root, d);
-	put_file(fx->root, "sys/dev/block/7:3/uevent", ev_img, strlen(ev_img));
-	put_file(fx->root, "sys/dev/block/7:4/uevent", ev_plain, strlen(ev_plain));
-	put_file(fx->root, "sys/dev/block/253:5/uevent", ev_dm, strlen(ev_dm));
+	put_text(fx->root, "sys/dev/block/7:3/uevent", ev_img);
+	put_text(fx->root, "sys/dev/block/7:4/uevent", ev_plain);
+	put_text(fx->root, "sys/dev/block/253:5/uevent", ev_dm);
 	memset(hash, 0x3c, sizeof(hash));
 	hdr_init_v1(&h, hash);
 	hdr_encode(&h, sector);
@@ -239,11 +228,11 @@ static void test_unresolvable_backing_warns(void **state)
 	assert_int_equal(inspect(fx, 1, "linear", 0, "9:9 1", &m), 0);
 	assert_int_equal(fx->warnings, 1);
 	assert_non_null(strstr(fx->last_warning, "9:9"));
-	put_file(fx->root, rel, escape, strlen(escape));
+	put_text(fx->root, rel, escape);
 	assert_int_equal(inspect(fx, 1, "linear", 0, "7:4 1", &m), 0);
 	assert_int_equal(fx->warnings, 2);
 	assert_non_null(strstr(fx->last_warning, "DEVNAME"));
-	put_file(fx->root, rel, "MAJOR=7\n", 8);
+	put_text(fx->root, rel, "MAJOR=7\n");
 	assert_int_equal(inspect(fx, 1, "linear", 0, "7:4 1", &m), 0);
 	assert_int_equal(fx->warnings, 3);
 }

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "blockdev.h"
+#include "file_helpers.h"
 #include "zero_runs.h"
 
 #define FILE_SIZE (2 * 1024 * 1024)
@@ -35,21 +36,12 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	uint8_t *fill = malloc(FILE_SIZE);
 
 	assert_non_null(f);
-	assert_non_null(fill);
-	strcpy(f->path, "/var/tmp/imgdev-zr.XXXXXX");
-	f->bd.fd = mkstemp(f->path);
-	assert_true(f->bd.fd >= 0);
-	/* Unlinked at once, so a test that aborts leaves no file behind. */
-	assert_int_equal(unlink(f->path), 0);
-	snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->bd.fd);
+	memset(f->want, FILL, FILE_SIZE);
+	f->bd.fd =
+		tmpfile_of(f->path, sizeof(f->path), "/var/tmp/imgdev-zr.XXXXXX", f->want, FILE_SIZE);
 	f->bd.path = f->path;
-	memset(fill, FILL, FILE_SIZE);
-	assert_int_equal(bdev_pwrite_full(f->bd.fd, fill, FILE_SIZE, 0), 0);
-	memcpy(f->want, fill, FILE_SIZE);
-	free(fill);
 	*state = f;
 	return 0;
 }
@@ -74,12 +66,7 @@ static void hold(struct fixture *f, struct zero_runs *z, uint64_t off, uint64_t 
 
 static void assert_file_is_want(struct fixture *f)
 {
-	uint8_t *got = malloc(FILE_SIZE);
-
-	assert_non_null(got);
-	assert_int_equal(pread(f->bd.fd, got, FILE_SIZE, 0), FILE_SIZE);
-	assert_memory_equal(got, f->want, FILE_SIZE);
-	free(got);
+	assert_fd_holds(f->bd.fd, f->want, FILE_SIZE);
 }
 
 static void test_nothing_before_flush_then_exact(void **state)
