@@ -123,6 +123,17 @@ int imgdev_digest_from_url(struct imgdev_ctx *ctx, const char *sums_url, const c
 /* Format a hash as "sha256:<64 hex>" into out (at least 72 bytes). */
 void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 
+/* The on-disk layouts (docs/FORMAT.md). */
+enum imgdev_layout {
+	/* Virtlet's on devices with 512-byte logical sectors, else the aligned one */
+	IMGDEV_LAYOUT_AUTO,
+	IMGDEV_LAYOUT_VIRTLET,		/* header version 1, the payload from byte 512 */
+	IMGDEV_LAYOUT_ALIGNED,		/* header version 2, the payload from byte 1 MiB */
+};
+
+/* "auto", "virtlet" or "aligned"; NULL if unknown. */
+const char *imgdev_layout_name(enum imgdev_layout layout);
+
 /* States of the commit record (imgdev_header.commit_state). */
 #define IMGDEV_COMMIT_NONE 0		/* no record: Virtlet or `ensure` wrote it */
 #define IMGDEV_COMMIT_WRITING 1		/* a write started and did not finish */
@@ -133,9 +144,10 @@ void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 /* What sector 0 of a device holds. */
 struct imgdev_header {
 	bool present;			/* the magic is there */
-	uint16_t version;		/* metadata version (1 today) */
+	uint16_t version;		/* metadata version: 1 Virtlet's layout, 2 the aligned one */
 	uint8_t image_hash[IMGDEV_HASH_SIZE];
-	uint64_t data_offset;		/* where the payload starts, in bytes */
+	uint64_t data_offset;		/* where the payload starts, in bytes (0: a newer version) */
+	enum imgdev_layout layout;	/* the version's layout (AUTO: a newer version) */
 	int commit_state;		/* IMGDEV_COMMIT_* */
 	uint16_t commit_version;
 	uint64_t image_size;		/* payload bytes (with a valid record) */
@@ -238,7 +250,8 @@ void imgdev_mappings_free(struct imgdev_mapping *list, int count);
 /* Progress of a long operation: bytes done of total. */
 typedef void (*imgdev_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
-#define IMGDEV_PROVISION_OPTS_VERSION 2
+#define IMGDEV_PROVISION_OPTS_VERSION 3
+
 
 /* Options of imgdev_provision(); start from IMGDEV_PROVISION_OPTS_INIT. */
 struct imgdev_provision_opts {
@@ -264,6 +277,15 @@ struct imgdev_provision_opts {
 	 * Off by default; the imgdev command turns it on and catches SIGBUS.
 	 */
 	bool mmap_image;
+	/*
+	 * Since version 3: the layout to write. AUTO (and before version 3):
+	 * a device that holds the image in either layout matches; a write is
+	 * in Virtlet's layout on 512-byte logical sectors, else the aligned
+	 * one. VIRTLET or ALIGNED: the device matches only when it holds the
+	 * image in that layout, else it is written so; VIRTLET on a device
+	 * with larger sectors is refused (-EMEDIUMTYPE).
+	 */
+	enum imgdev_layout layout;
 };
 #define IMGDEV_PROVISION_OPTS_INIT { .version = IMGDEV_PROVISION_OPTS_VERSION }
 
@@ -309,6 +331,9 @@ struct imgdev_provision_result {
 	 */
 	uint64_t resumed_at;
 	enum imgdev_zeroing zeroing;	/* how the zero ranges were zeroed */
+	enum imgdev_layout layout;	/* the layout the device holds the image in */
+	uint64_t data_offset;		/* where its payload starts, in bytes */
+	bool direct_io;			/* the payload went out with O_DIRECT (no page cache) */
 };
 
 /*

@@ -38,7 +38,7 @@ static int verify_check_header(struct imgdev_ctx *ctx, const struct bdev *bd, co
 {
 	if (!hdr_has_magic(h))
 		return ctx_error(ctx, ENODATA, "%s: no image header in sector 0", bd->path);
-	if (h->version != HDR_VERSION || h->rec_status == REC_NEWER)
+	if (!hdr_version_known(h) || h->rec_status == REC_NEWER)
 		return ctx_error(ctx, EPROTO, "%s: header version %u (record version %u) is newer than this build understands",
 				 bd->path, h->version, h->rec.version);
 	if (h->rec_status == REC_ABSENT)
