@@ -6,6 +6,8 @@
  * kernels accept PTRACE_SETREGSET of NT_X86_XSTATE only with the whole XSAVE
  * area, which on CPUs with AVX-512 or AMX is larger (11 KiB with AMX), so
  * the guest's first process dies ("ptrace set fp regs failed, errno = 14").
+ * Some builds instead size their buffer by everything the CPU supports,
+ * more than the host enabled, and the host refuses that too (errno 22).
  *
  * The shim keeps, for each of UML's register buffers (its address is the
  * key: one per UML thread), the whole area the host last returned; UML sees
@@ -109,11 +111,14 @@ static long set_xstate(pid_t pid, struct iovec *iov)
 
 	if (!s || (s->len == 0 && get_whole(pid, s) < 0))
 		return -1;
-	if (iov->iov_len > s->len) {
-		errno = EINVAL;
-		return -1;
-	}
-	memcpy(s->area, iov->iov_base, iov->iov_len);
+	/*
+	 * UML may size its buffer by what the CPU supports (CPUID 0xD, ECX)
+	 * rather than by what the host enabled: 2696 bytes where the host's
+	 * area is 2432 (seen on an AMD EPYC with AVX-512). The bytes beyond
+	 * the host's area belong to no component the host saves; they are
+	 * dropped, and the host gets its whole area.
+	 */
+	memcpy(s->area, iov->iov_base, iov->iov_len < s->len ? iov->iov_len : s->len);
 	whole.iov_base = s->area;
 	whole.iov_len = s->len;
 	return real_ptrace()(PTRACE_SETREGSET, pid, (void *)(uintptr_t)NT_X86_XSTATE, &whole);
