@@ -61,18 +61,22 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
 int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size,
 	       uint64_t data_offset)
 {
-	uint64_t lbs = bdev_logical_block_size(bd);
+	uint64_t lbs = bdev_logical_block_size(bd), need;
 
 	if (image_size == 0)
 		return ctx_error(ctx, EINVAL, "image size must be at least 1 byte");
-	if (image_size > UINT64_MAX - data_offset - 2 * lbs ||
-	    layout_room(bd, data_offset) < layout_round_up(bd, image_size))
-		return ctx_error(ctx, ENOSPC,
-				 "%s: device too small: it has %llu bytes, an image of %llu bytes needs %llu with the header (the payload from byte %llu, in %llu-byte sectors)",
-				 bd->path, (unsigned long long)bd->size, (unsigned long long)image_size,
-				 (unsigned long long)(data_offset + layout_round_up(bd, image_size)),
-				 (unsigned long long)data_offset, (unsigned long long)lbs);
-	return 0;
+	if (image_size > UINT64_MAX - data_offset - 2 * lbs)
+		need = UINT64_MAX;
+	else
+		need = data_offset + layout_round_up(bd, image_size);
+	if (bd->size >= need)
+		return 0;
+	return ctx_error(ctx, ENOSPC,
+			 "%s: device too small: it has %llu bytes (%llu sectors), an image of %llu bytes needs %llu bytes (%llu sectors) with the header%s",
+			 bd->path, (unsigned long long)bd->size, (unsigned long long)(bd->size / 512),
+			 (unsigned long long)image_size, (unsigned long long)need,
+			 (unsigned long long)(need / 512),
+			 data_offset == SECTOR_SIZE ? "" : " (the aligned layout: the payload from byte 1048576)");
 }
 
 /*
