@@ -147,7 +147,6 @@ struct imgdev_header {
 	uint16_t version;		/* metadata version: 1 Virtlet's layout, 2 the aligned one */
 	uint8_t image_hash[IMGDEV_HASH_SIZE];
 	uint64_t data_offset;		/* where the payload starts, in bytes (0: a newer version) */
-	enum imgdev_layout layout;	/* the version's layout (AUTO: a newer version) */
 	int commit_state;		/* IMGDEV_COMMIT_* */
 	uint16_t commit_version;
 	uint64_t image_size;		/* payload bytes (with a valid record) */
@@ -160,6 +159,7 @@ struct imgdev_header {
 	 * resumes; 0 if none.
 	 */
 	uint64_t resume_at;
+	enum imgdev_layout layout;	/* the version's layout (AUTO: a newer version) */
 };
 
 /*
@@ -200,14 +200,17 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
 
 /*
- * Map the payload of device (everything after sector 0) as name, after
- * checking that it has room for an image of image_size bytes: a
+ * Map the payload of device (from where its header's layout puts it, byte
+ * 512 or 1 MiB; 512 without a header, to the end in whole logical blocks)
+ * as name, after checking that it has room for an image of image_size
+ * bytes: a
  * device-mapper linear device <dev>/mapper/NAME (device must be a block
  * device), or a loop device with the stable symlink <run>/NAME (device may
  * be a block device or a file; name at most 56 bytes), as the context's
  * backend says. On success *mapped_path is set to a malloc'ed path for the
- * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small);
- * nothing is left behind on failure.
+ * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small,
+ * -EMEDIUMTYPE when the payload does not start on a logical block, -EPROTO
+ * for a header of a newer version); nothing is left behind on failure.
  */
 int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	       uint64_t image_size, char **mapped_path);
@@ -239,9 +242,10 @@ struct imgdev_mapping {
 
 /*
  * List the image mappings, sorted by name: device-mapper devices whose table
- * is one linear target at sector 1 of a device whose sector 0 carries the
- * header magic (whoever made them), and the loop devices imgdev made (marked
- * by lo_file_name "IMGDEV:NAME") at offset 512 of such a device or file. Returns the count (>= 0) with *list set (free it with
+ * is one linear target at the payload's sector (1, or 2048 under a version-2
+ * header) of a device whose sector 0 carries the header magic (whoever made
+ * them), and the loop devices imgdev made (marked by lo_file_name
+ * "IMGDEV:NAME") at the payload's offset of such a device or file. Returns the count (>= 0) with *list set (free it with
  * imgdev_mappings_free), or -errno.
  */
 int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list);
@@ -333,7 +337,7 @@ struct imgdev_provision_result {
 	enum imgdev_zeroing zeroing;	/* how the zero ranges were zeroed */
 	enum imgdev_layout layout;	/* the layout the device holds the image in */
 	uint64_t data_offset;		/* where its payload starts, in bytes */
-	bool direct_io;			/* the payload went out with O_DIRECT (no page cache) */
+	bool direct_io;			/* every byte written went out with O_DIRECT (no page cache) */
 };
 
 /*

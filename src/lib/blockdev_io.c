@@ -34,6 +34,8 @@ void bdev_io_open(struct bdev_io *io, const struct bdev *bd, int flags)
 	io->block = bdev_logical_block_size(bd);
 	io->direct_fd = open_direct(bd, flags);
 	atomic_init(&io->direct_failed, false);
+	atomic_init(&io->direct_written, 0);
+	atomic_init(&io->buffered_written, 0);
 }
 
 void bdev_io_close(struct bdev_io *io)
@@ -48,9 +50,9 @@ static bool direct_usable(struct bdev_io *io)
 	return io->direct_fd >= 0 && !atomic_load(&io->direct_failed);
 }
 
-bool bdev_io_is_direct(struct bdev_io *io)
+bool bdev_io_all_direct(struct bdev_io *io)
 {
-	return direct_usable(io);
+	return atomic_load(&io->direct_written) > 0 && atomic_load(&io->buffered_written) == 0;
 }
 
 int bdev_io_pread(struct bdev_io *io, uint8_t *buf, size_t len, uint64_t off)
@@ -74,11 +76,15 @@ int bdev_io_pwrite(struct bdev_io *io, const uint8_t *buf, size_t len, size_t ro
 
 	if (direct_usable(io) && room % io->block == 0 && off % io->block == 0) {
 		rc = bdev_pwrite_full(io->direct_fd, buf, room, off);
+		if (rc == 0)
+			atomic_fetch_add(&io->direct_written, len);
 		if (rc != -EINVAL)
 			return rc;
 		atomic_store(&io->direct_failed, true);
 	}
 	rc = bdev_pwrite_full(io->bd->fd, buf, len, off);
+	if (rc == 0)
+		atomic_fetch_add(&io->buffered_written, len);
 	/*
 	 * Buffered: push it out now and drop it, so the cache does not flood.
 	 * The write error surfaces here, and only here: once reported on this

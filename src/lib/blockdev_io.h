@@ -20,6 +20,8 @@ struct bdev_io {
 	int direct_fd;			/* -1 when O_DIRECT is not usable */
 	unsigned int block;		/* the device's logical block size (512 for a file) */
 	atomic_bool direct_failed;	/* it gave EINVAL once: buffered from then on */
+	atomic_uint_least64_t direct_written;	/* bytes written through O_DIRECT */
+	atomic_uint_least64_t buffered_written;	/* bytes written through the page cache */
 };
 
 /* Set up io over the open bd; flags O_RDONLY or O_RDWR. Cannot fail. */
@@ -49,8 +51,8 @@ static inline uint64_t bdev_io_round_up(const struct bdev_io *io, uint64_t n)
 	return (n + io->block - 1) / io->block * io->block;
 }
 
-/* Whether the O_DIRECT descriptor is (still) in use. */
-bool bdev_io_is_direct(struct bdev_io *io);
+/* Whether every byte written so far (at least one) went out through O_DIRECT. */
+bool bdev_io_all_direct(struct bdev_io *io);
 
 /* Flush what was written, through both descriptors; 0 or -errno. */
 int bdev_io_sync(struct bdev_io *io);

@@ -27,7 +27,7 @@
 #define HDR_VERSION_ALIGNED 2	/* the payload from byte 1 MiB, aligned for any device */
 #define HDR_VERSION_MAX HDR_VERSION_ALIGNED
 #define ALIGNED_DATA_OFFSET (UINT64_C(1) << 20)
-/* What an aligned header writes at byte 0: the sector, zeros to the largest logical block. */
+/* The first logical block an aligned header goes out with, on the stack up to this size. */
 #define ALIGNED_HEAD_SIZE 4096
 #define HDR_SIZE 42
 #define SECTOR_SIZE IMGDEV_SECTOR_SIZE

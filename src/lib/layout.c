@@ -58,7 +58,7 @@ int layout_choose(struct imgdev_ctx *ctx, const struct bdev *bd, enum imgdev_lay
 		want = lbs == SECTOR_SIZE ? IMGDEV_LAYOUT_VIRTLET : IMGDEV_LAYOUT_ALIGNED;
 	if (!layout_fits_device(bd, layout_version(want)))
 		return ctx_error(ctx, EMEDIUMTYPE,
-				 "%s has %u-byte logical sectors: Virtlet's layout (header version 1) puts the payload at byte 512, inside the first sector, where it can be neither mapped nor written; use the aligned layout (--layout aligned, the default on such a device)",
+				 "%s has %u-byte logical sectors: Virtlet's layout (header version 1) puts the payload at byte 512, inside the first sector, where device-mapper cannot map it nor O_DIRECT write it; use the aligned layout (--layout aligned, the default on such a device)",
 				 bd->path, lbs);
 	*out = want;
 	return 0;
@@ -75,13 +75,24 @@ int layout_of_device(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t *da
 	hdr_decode(sector, sizeof(sector), &h);
 	if (!hdr_has_magic(&h)) {
 		*data_offset = SECTOR_SIZE;
-		return 0;
+		return layout_check_fits(ctx, bd, *data_offset);
 	}
 	*data_offset = hdr_data_offset(&h);
 	if (*data_offset == 0)
 		return ctx_error(ctx, EPROTO,
 				 "%s: header has metadata version %u, newer than this build understands (%d): where its payload starts is not known",
 				 bd->path, h.version, HDR_VERSION_MAX);
+	return layout_check_fits(ctx, bd, *data_offset);
+}
+
+int layout_check_fits(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset)
+{
+	unsigned int lbs = bdev_logical_block_size(bd);
+
+	if (data_offset % lbs != 0)
+		return ctx_error(ctx, EMEDIUMTYPE,
+				 "%s: its payload starts at byte %llu (Virtlet's layout), inside the first of its %u-byte logical sectors: it cannot be mapped there; provision it again in the aligned layout",
+				 bd->path, (unsigned long long)data_offset, lbs);
 	return 0;
 }
 

@@ -39,9 +39,16 @@ bool layout_fits_device(const struct bdev *bd, uint16_t version);
  * The layout of the payload a mapping of bd is to show, by its sector 0:
  * its header's version, or Virtlet's when there is no header (as Virtlet
  * maps after writing its own). -EPROTO for a version this build does not
- * know. 0 with *data_offset set, or -errno.
+ * know, -EMEDIUMTYPE for a payload not on a logical block (Virtlet's layout
+ * on 4096-byte sectors). 0 with *data_offset set, or -errno.
  */
 int layout_of_device(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t *data_offset);
+
+/*
+ * Whether a payload at data_offset of bd starts on a logical block (so it
+ * can be mapped); 0, or -EMEDIUMTYPE and why.
+ */
+int layout_check_fits(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset);
 
 /*
  * Bytes of bd from data_offset on in whole logical blocks: the most a

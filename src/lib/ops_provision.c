@@ -277,22 +277,51 @@ static int device_holds_image(struct provision *p)
 	return rc;
 }
 
+/*
+ * Without a layout asked for, a device whose last write was interrupted (a
+ * valid "writing" record) is written again in that write's layout, when
+ * the device takes it: a resume point it left stays usable.
+ */
+static void keep_interrupted_layout(struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO || !hdr_has_magic(h) ||
+	    !hdr_version_known(h) || h->rec_status != REC_VALID ||
+	    h->rec.state != REC_STATE_WRITING || !layout_fits_device(&p->probe, h->version))
+		return;
+	p->layout = layout_of_version(h->version);
+}
+
+/* Why a write is in its layout when none was asked for ("" when one was). */
+static const char *layout_reason(const struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO)
+		return "";
+	if (hdr_has_magic(h) && h->rec_status == REC_VALID && h->rec.state == REC_STATE_WRITING &&
+	    h->version == layout_version(p->layout))
+		return ", as the interrupted write before it was";
+	if (bdev_logical_block_size(&p->probe) > SECTOR_SIZE)
+		return ", the default on a device with logical sectors larger than 512 bytes";
+	return "";
+}
+
 /* Say which layout a write is in, and why when the device chose it. */
 static void log_layout(const struct provision *p)
 {
-	unsigned int lbs = bdev_logical_block_size(&p->probe);
 	const struct hdr *h = &p->h;
 
 	if (hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
 	    h->rec.state == REC_STATE_COMPLETE && layout_version(p->layout) != h->version)
-		ctx_log(p->ctx, LOGP_INFO, "%s: holds an image in the %s layout; writing the %s one, as asked",
+		ctx_log(p->ctx, LOGP_INFO, "%s: holds an image in the %s layout; writing the %s one, %s",
 			p->probe.path, imgdev_layout_name(layout_of_version(h->version)),
-			imgdev_layout_name(p->layout));
+			imgdev_layout_name(p->layout),
+			layout_asked(p->opts) == IMGDEV_LAYOUT_AUTO ? "as its sector size needs" : "as asked");
 	ctx_log(p->ctx, LOGP_INFO, "%s: %s layout (header version %u), the payload from byte %llu%s",
 		p->probe.path, imgdev_layout_name(p->layout), layout_version(p->layout),
-		(unsigned long long)p->data_offset,
-		layout_asked(p->opts) == IMGDEV_LAYOUT_AUTO && lbs > SECTOR_SIZE ?
-			", the default on a device with logical sectors larger than 512 bytes" : "");
+		(unsigned long long)p->data_offset, layout_reason(p));
 }
 
 /*
@@ -385,6 +414,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	rc = layout_choose(ctx, &p.probe, layout_asked(opts), &p.layout);
 	if (rc < 0)
 		goto out;
+	keep_interrupted_layout(&p);
 	p.data_offset = hdr_layout_offset(layout_version(p.layout));
 	rc = device_holds_image(&p);
 	if (rc == 1 && bytesrc_names_stream(image))

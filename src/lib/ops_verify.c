@@ -45,7 +45,7 @@ static int verify_check_header(struct imgdev_ctx *ctx, const struct bdev *bd, co
 		return ctx_error(ctx, ENODATA, "%s: no commit record (the header was written by Virtlet or `ensure`), so there is nothing to verify against",
 				 bd->path);
 	if (h->rec_status == REC_CORRUPT)
-		return ctx_error(ctx, EBADMSG, "%s: the commit record is damaged (bad checksum)", bd->path);
+		return ctx_error(ctx, EBADMSG, "%s: the commit record is damaged (a bad checksum, or fields that do not fit its header)", bd->path);
 	if (h->rec.state != REC_STATE_COMPLETE)
 		return ctx_error(ctx, ENODATA, "%s: the last write did not complete (state \"writing\"); provision again",
 				 bd->path);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,19 +34,24 @@ static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uin
 			const struct commit_rec *rec)
 {
 	static const uint8_t none[IMGDEV_HASH_SIZE];
-	uint8_t head[ALIGNED_HEAD_SIZE] = { 0 };
+	uint8_t small[ALIGNED_HEAD_SIZE] = { 0 };
 	uint16_t version = rec->data_offset == SECTOR_SIZE ? HDR_VERSION_VIRTLET : HDR_VERSION_ALIGNED;
-	unsigned int lbs = bdev_logical_block_size(bd);
+	size_t len = version == HDR_VERSION_VIRTLET ? SECTOR_SIZE : bdev_logical_block_size(bd);
+	uint8_t *head = len <= sizeof(small) ? small : calloc(1, len);
 	struct hdr h;
+	int rc;
 
+	if (!head)
+		return ctx_error(ctx, ENOMEM, "out of memory");
 	hdr_init(&h, version, image_hash ? image_hash : none);
 	h.rec_status = REC_VALID;
 	h.rec = *rec;
 	h.rec.commit_time = (uint64_t)time(NULL);
 	hdr_encode(&h, head);
-	if (version == HDR_VERSION_VIRTLET || lbs > sizeof(head))
-		return bdev_write_sector0(ctx, bd, head);
-	return bdev_write_head(ctx, bd, head, lbs);
+	rc = bdev_write_head(ctx, bd, head, len);
+	if (head != small)
+		free(head);
+	return rc;
 }
 
 /* The least time between two checkpoints. */
@@ -334,7 +340,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data
 		res->image_size = rec.image_size;
 		res->resumed_at = resume_at;
 		res->zeroing = payload_sink_zeroing(&cp.sink);
-		res->direct_io = bdev_io_is_direct(&cp.sink.io);
+		res->direct_io = bdev_io_all_direct(&cp.sink.io);
 		payload_sink_log_zeroing(ctx, &cp.sink);
 	}
 	payload_sink_close(&cp.sink);

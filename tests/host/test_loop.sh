@@ -119,6 +119,14 @@ $run/virtlet-dm-al"
 	cmp <(head -c "$size" "$run/virtlet-dm-al4k") "$img"
 	run_imgdev verify "$b"; assert_rc 0
 	L unmap virtlet-dm-al4k; assert_rc 0
+	losetup -d "$b"
+	# A device in Virtlet'"'"'s layout seen through 4096-byte sectors cannot be mapped there.
+	v=$tmp/v4k; truncate -s 8M "$v"
+	run_imgdev provision "$v" "$img" --no-map --layout virtlet; assert_rc 0
+	b=$(losetup -f --show --sector-size 4096 "$v")
+	L map "$b" virtlet-dm-v4k --image-size "$size"; assert_rc 2
+	assert_contains "$err" "starts at byte 512 (Virtlet'"'"'s layout), inside the first of its 4096-byte logical sectors"
+	[ ! -e "$run/virtlet-dm-v4k" ]
 	losetup -d "$b"'
 
 expect 'provision with a name that maps another device writes nothing' '

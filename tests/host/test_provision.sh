@@ -586,6 +586,18 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		assert_eq "$(jfield layout <<<"$out")" aligned
 		losetup -d "$l"'
 
+	expect 'sectors larger than 4096 bytes (8192, where the kernel takes them): the first sector all zeros after the header, the payload at 1 MiB' '
+		mixed "$tmp/l8k"
+		n=$(stat -c %s "$tmp/l8k")
+		f=$(new_disk l8kback $(room_aligned "$n" 8192))
+		head -c "$(stat -c %s "$f")" /dev/urandom | dd of="$f" conv=notrunc status=none
+		l=$(losetup -f --show --sector-size 8192 "$f" 2>/dev/null) || { echo "(this kernel takes no 8192-byte sectors)"; exit 0; }
+		run_imgdev provision "$l" "$tmp/l8k" --no-map --force --json; rc2=$rc; out2=$out
+		losetup -d "$l"
+		assert_eq "$rc2" 0; assert_eq "$(jfield layout <<<"$out2")" aligned
+		assert_eq "$(head -c 1048576 "$f" | tail -c +513 | tr -d "\\0" | wc -c)" 0 "bytes 512 to 1 MiB"
+		payload_is "$f" "$tmp/l8k"'
+
 	expect 'the aligned layout on a 512-byte-sector loop device: written, matched, the Virtlet layout asked for rewrites it, and back' '
 		mixed "$tmp/l512a"
 		n=$(stat -c %s "$tmp/l512a")
