@@ -123,6 +123,17 @@ int imgdev_digest_from_url(struct imgdev_ctx *ctx, const char *sums_url, const c
 /* Format a hash as "sha256:<64 hex>" into out (at least 72 bytes). */
 void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 
+/* The on-disk layouts (docs/FORMAT.md). */
+enum imgdev_layout {
+	/* Virtlet's on devices with 512-byte logical sectors, else the aligned one */
+	IMGDEV_LAYOUT_AUTO,
+	IMGDEV_LAYOUT_VIRTLET,		/* header version 1, the payload from byte 512 */
+	IMGDEV_LAYOUT_ALIGNED,		/* header version 2, the payload from byte 1 MiB */
+};
+
+/* "auto", "virtlet" or "aligned"; NULL if unknown. */
+const char *imgdev_layout_name(enum imgdev_layout layout);
+
 /* States of the commit record (imgdev_header.commit_state). */
 #define IMGDEV_COMMIT_NONE 0		/* no record: Virtlet or `ensure` wrote it */
 #define IMGDEV_COMMIT_WRITING 1		/* a write started and did not finish */
@@ -133,9 +144,9 @@ void imgdev_format_hash(const uint8_t hash[IMGDEV_HASH_SIZE], char out[72]);
 /* What sector 0 of a device holds. */
 struct imgdev_header {
 	bool present;			/* the magic is there */
-	uint16_t version;		/* metadata version (1 today) */
+	uint16_t version;		/* metadata version: 1 Virtlet's layout, 2 the aligned one */
 	uint8_t image_hash[IMGDEV_HASH_SIZE];
-	uint64_t data_offset;		/* where the payload starts, in bytes */
+	uint64_t data_offset;		/* where the payload starts, in bytes (0: a newer version) */
 	int commit_state;		/* IMGDEV_COMMIT_* */
 	uint16_t commit_version;
 	uint64_t image_size;		/* payload bytes (with a valid record) */
@@ -148,6 +159,7 @@ struct imgdev_header {
 	 * resumes; 0 if none.
 	 */
 	uint64_t resume_at;
+	enum imgdev_layout layout;	/* the version's layout (AUTO: a newer version) */
 };
 
 /*
@@ -188,14 +200,17 @@ int imgdev_ensure(struct imgdev_ctx *ctx, const char *device,
 int imgdev_check_name(struct imgdev_ctx *ctx, const char *name);
 
 /*
- * Map the payload of device (everything after sector 0) as name, after
- * checking that it has room for an image of image_size bytes: a
+ * Map the payload of device (from where its header's layout puts it, byte
+ * 512 or 1 MiB; 512 without a header, to the end in whole logical blocks)
+ * as name, after checking that it has room for an image of image_size
+ * bytes: a
  * device-mapper linear device <dev>/mapper/NAME (device must be a block
  * device), or a loop device with the stable symlink <run>/NAME (device may
  * be a block device or a file; name at most 56 bytes), as the context's
  * backend says. On success *mapped_path is set to a malloc'ed path for the
- * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small);
- * nothing is left behind on failure.
+ * hypervisor. Returns 0 or -errno (-ENOSPC when the device is too small,
+ * -EMEDIUMTYPE when the payload does not start on a logical block, -EPROTO
+ * for a header of a newer version); nothing is left behind on failure.
  */
 int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name,
 	       uint64_t image_size, char **mapped_path);
@@ -227,9 +242,10 @@ struct imgdev_mapping {
 
 /*
  * List the image mappings, sorted by name: device-mapper devices whose table
- * is one linear target at sector 1 of a device whose sector 0 carries the
- * header magic (whoever made them), and the loop devices imgdev made (marked
- * by lo_file_name "IMGDEV:NAME") at offset 512 of such a device or file. Returns the count (>= 0) with *list set (free it with
+ * is one linear target at the payload's sector (1, or 2048 under a version-2
+ * header) of a device whose sector 0 carries the header magic (whoever made
+ * them), and the loop devices imgdev made (marked by lo_file_name
+ * "IMGDEV:NAME") at the payload's offset of such a device or file. Returns the count (>= 0) with *list set (free it with
  * imgdev_mappings_free), or -errno.
  */
 int imgdev_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list);
@@ -238,7 +254,8 @@ void imgdev_mappings_free(struct imgdev_mapping *list, int count);
 /* Progress of a long operation: bytes done of total. */
 typedef void (*imgdev_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
-#define IMGDEV_PROVISION_OPTS_VERSION 2
+#define IMGDEV_PROVISION_OPTS_VERSION 3
+
 
 /* Options of imgdev_provision(); start from IMGDEV_PROVISION_OPTS_INIT. */
 struct imgdev_provision_opts {
@@ -264,6 +281,15 @@ struct imgdev_provision_opts {
 	 * Off by default; the imgdev command turns it on and catches SIGBUS.
 	 */
 	bool mmap_image;
+	/*
+	 * Since version 3: the layout to write. AUTO (and before version 3):
+	 * a device that holds the image in either layout matches; a write is
+	 * in Virtlet's layout on 512-byte logical sectors, else the aligned
+	 * one. VIRTLET or ALIGNED: the device matches only when it holds the
+	 * image in that layout, else it is written so; VIRTLET on a device
+	 * with larger sectors is refused (-EMEDIUMTYPE).
+	 */
+	enum imgdev_layout layout;
 };
 #define IMGDEV_PROVISION_OPTS_INIT { .version = IMGDEV_PROVISION_OPTS_VERSION }
 
@@ -309,6 +335,9 @@ struct imgdev_provision_result {
 	 */
 	uint64_t resumed_at;
 	enum imgdev_zeroing zeroing;	/* how the zero ranges were zeroed */
+	enum imgdev_layout layout;	/* the layout the device holds the image in */
+	uint64_t data_offset;		/* where its payload starts, in bytes */
+	bool direct_io;			/* every byte written went out with O_DIRECT (no page cache) */
 };
 
 /*

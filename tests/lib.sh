@@ -80,10 +80,22 @@ hex_at() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
 u64_at() { echo $((16#$(hex_at "$1" "$2" 8))); }
 # room SIZE: the smallest device that holds an image of SIZE bytes (header sector + payload).
 room() { echo $((512 + (($1 + 511) / 512) * 512)); }
-# payload_is DEV IMAGE: the device bytes 512..512+size equal the image.
-payload_is() {
-	cmp -n "$(stat -c %s "$2")" -i 512:0 "$1" "$2" || { echo "payload of $1 differs from $2"; return 1; }
+# payload_offset DEV: where the payload starts by the header's version (bytes
+# 8-9): 1048576 for version 2 (the aligned layout), else 512 (Virtlet's).
+payload_offset() {
+	case $(od -An -tx1 -j8 -N2 "$1" | tr -d ' ') in
+	0002) echo 1048576 ;;
+	*) echo 512 ;;
+	esac
 }
+# payload_is DEV IMAGE: the device's payload (from payload_offset) equals the image.
+payload_is() {
+	cmp -n "$(stat -c %s "$2")" -i "$(payload_offset "$1"):0" "$1" "$2" ||
+		{ echo "payload of $1 differs from $2"; return 1; }
+}
+# room_aligned SIZE [BLOCK]: device bytes an image of SIZE needs in the aligned layout, in
+# whole BLOCKs (4096).
+room_aligned() { local b=${2:-4096}; echo $((1048576 + ($1 + b - 1) / b * b)); }
 # jfield KEY: the value of the first KEY in the JSON on stdin, through jq; strings
 # unquoted, other values as JSON text (true, null, 42); nothing when KEY is absent.
 jfield() { jq -r --arg k "$1" 'first(.. | objects | select(has($k)) | .[$k]) | tostring'; }
@@ -124,4 +136,18 @@ flip_byte() {
 	b=$(od -An -v -tx1 -j "$2" -N 1 "$1" | tr -d ' \n')
 	printf "\\x$(printf %02x $((16#$b ^ 0xff)))" |
 		dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none
+}
+
+# luks_qcow2 FILE: a 4 MiB qcow2 image encrypted with LUKS. qemu-img times its key
+# derivation by CPU usage, which some hosts report too coarsely now and then ("Unable to
+# get accurate CPU usage"): a few tries.
+luks_qcow2() {
+	local try
+	for try in 1 2 3 4 5; do
+		rm -f "$1"
+		qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \
+			-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 "$1" 4M \
+			2>"$1.err" && { rm -f "$1.err"; return 0; }
+	done
+	cat "$1.err"; return 1
 }

@@ -15,7 +15,7 @@
 #include "cli.h"
 
 enum { OPT_NAME = 256, OPT_DIGEST, OPT_NO_MAP, OPT_PROGRESS, OPT_JSON, OPT_THREADS, OPT_FORCE,
-       OPT_BACKEND, OPT_NO_MMAP, OPT_DIGEST_URL };
+       OPT_BACKEND, OPT_NO_MMAP, OPT_DIGEST_URL, OPT_LAYOUT };
 
 static const struct option provision_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -28,6 +28,7 @@ static const struct option provision_opts[] = {
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "no-mmap", no_argument, NULL, OPT_NO_MMAP },
 	{ "digest-url", required_argument, NULL, OPT_DIGEST_URL },
+	{ "layout", required_argument, NULL, OPT_LAYOUT },
 	CLI_FETCH_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
@@ -63,6 +64,17 @@ static int parse_threads(struct cli *cli, const char *arg, unsigned int *threads
 	return 0;
 }
 
+static int parse_layout(struct cli *cli, const char *arg, enum imgdev_layout *layout)
+{
+	if (strcmp(arg, "virtlet") == 0)
+		*layout = IMGDEV_LAYOUT_VIRTLET;
+	else if (strcmp(arg, "aligned") == 0)
+		*layout = IMGDEV_LAYOUT_ALIGNED;
+	else
+		return cli_usage_error(cli, "--layout %s: expected virtlet or aligned", arg);
+	return 0;
+}
+
 /* Parse one provision option; 0 to go on, else an exit status. */
 static int provision_option(struct cli *cli, int c, char **argv, struct provision_args *a)
 {
@@ -75,6 +87,7 @@ static int provision_option(struct cli *cli, int c, char **argv, struct provisio
 	case OPT_JSON: a->json = true; return 0;
 	case OPT_PROGRESS: return parse_progress(cli, optarg, &a->progress);
 	case OPT_THREADS: return parse_threads(cli, optarg, &a->opts.threads);
+	case OPT_LAYOUT: return parse_layout(cli, optarg, &a->opts.layout);
 	case OPT_DIGEST:
 		if (imgdev_parse_hash(cli->ctx, optarg, a->opts.digest) < 0)
 			return cli_usage_error(cli, "--digest: %s", imgdev_ctx_last_error(cli->ctx));
@@ -165,6 +178,9 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 	json_object_object_add(o, "bytes_zeroed", json_object_new_uint64(r->bytes_zeroed));
 	json_object_object_add(o, "resumed_at", json_object_new_uint64(r->resumed_at));
 	json_object_object_add(o, "zeroing", json_object_new_string(imgdev_zeroing_name(r->zeroing)));
+	json_object_object_add(o, "layout", json_object_new_string(imgdev_layout_name(r->layout)));
+	json_object_object_add(o, "data_offset", json_object_new_uint64(r->data_offset));
+	json_object_object_add(o, "direct_io", json_object_new_boolean(r->direct_io));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
 	cli_print_json(o);
 }

@@ -222,6 +222,16 @@ static const char *commit_state_name(int state)
 	}
 }
 
+/* "virtlet layout", "aligned layout", or what a newer version means here. */
+static const char *layout_label(const struct imgdev_header *h)
+{
+	switch (h->layout) {
+	case IMGDEV_LAYOUT_VIRTLET: return "virtlet layout";
+	case IMGDEV_LAYOUT_ALIGNED: return "aligned layout";
+	default: return "newer than this build";
+	}
+}
+
 static void header_print_text(const char *device, const struct imgdev_header *h)
 {
 	char hash[72];
@@ -232,8 +242,8 @@ static void header_print_text(const char *device, const struct imgdev_header *h)
 		return;
 	}
 	imgdev_format_hash(h->image_hash, hash);
-	printf("header:      present\nversion:     %u\nimage hash:  %s\ndata offset: %" PRIu64 "\n",
-	       h->version, hash, h->data_offset);
+	printf("header:      present\nversion:     %u (%s)\nimage hash:  %s\ndata offset: %" PRIu64 "\n",
+	       h->version, layout_label(h), hash, h->data_offset);
 	printf("commit:      %s\n", commit_state_name(h->commit_state));
 	if (h->commit_state != IMGDEV_COMMIT_WRITING && h->commit_state != IMGDEV_COMMIT_COMPLETE)
 		return;
@@ -257,6 +267,8 @@ static void header_print_json(const char *device, const struct imgdev_header *h)
 		json_object_object_add(o, "version", json_object_new_int(h->version));
 		json_object_object_add(o, "image_hash", json_object_new_string(hash));
 		json_object_object_add(o, "data_offset", json_object_new_uint64(h->data_offset));
+		json_object_object_add(o, "layout", h->layout == IMGDEV_LAYOUT_AUTO ? NULL :
+					       json_object_new_string(imgdev_layout_name(h->layout)));
 		json_object_object_add(o, "commit", json_object_new_string(commit_state_name(h->commit_state)));
 	}
 	if (h->commit_state == IMGDEV_COMMIT_WRITING || h->commit_state == IMGDEV_COMMIT_COMPLETE) {

@@ -18,7 +18,8 @@
 static const struct cli_command commands[] = {
 	{ "provision", cmd_provision,
 	  "DEVICE IMAGE --name NAME [--digest sha256:HEX | --digest-url URL] [--no-map] "
-	  "[--progress[=json]] [--json] [--threads N] [--force] [--no-mmap] " BACKEND_OPT " "
+	  "[--progress[=json]] [--json] [--threads N] [--force] [--no-mmap] "
+	  "[--layout virtlet|aligned] " BACKEND_OPT " "
 	  CLI_FETCH_USAGE,
 	  "write the image, commit it, map it", 2 },
 	{ "verify", cmd_verify, "DEVICE [--json]", "check the payload against its commit record", 1 },

@@ -16,7 +16,7 @@ static const struct {
 } exit_statuses[] = {
 	{ EXIT_OK, { 0 }, "success" },
 	{ EXIT_FAIL, { 0 }, "failure not listed below" },
-	{ EXIT_USAGE, { 0 }, "bad usage: unknown command or option, wrong arguments" },
+	{ EXIT_USAGE, { EMEDIUMTYPE }, "bad usage: unknown command or option, wrong arguments; a layout the device cannot take" },
 	{ EXIT_MISMATCH, { EBADMSG }, "verify: the payload does not match its commit record" },
 	{ EXIT_NO_RECORD, { ENODATA }, "verify: no complete commit record to check against" },
 	{ EXIT_BUSY, { EBUSY }, "the device is busy: mounted, mapped, held or in use" },

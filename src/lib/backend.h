@@ -8,6 +8,8 @@
 #ifndef IMGDEV_BACKEND_H
 #define IMGDEV_BACKEND_H
 
+#include <stdint.h>
+
 struct imgdev_ctx;
 struct imgdev_mapping;
 struct bdev;
@@ -17,12 +19,21 @@ struct map_backend {
 	const char *name; /* "dm", "loop" */
 	/* Whether bd can be mapped at all; 0 or -errno and why. */
 	int (*check_target)(struct imgdev_ctx *ctx, const struct bdev *bd);
-	/* 0 when name is free or already maps bd; -EEXIST (or -errno) and why. */
-	int (*check_name)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name);
-	/* Map bd's payload as name (which must not exist); *path for the hypervisor. */
-	int (*map)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **path);
-	/* Like map, but a mapping of name onto bd already there is fine. */
-	int (*map_ensure)(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, char **path);
+	/*
+	 * 0 when name is free or already maps bd's payload from data_offset;
+	 * -EEXIST (or -errno) and why.
+	 */
+	int (*check_name)(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			  const char *name);
+	/*
+	 * Map bd's payload, from byte data_offset to the end in whole logical
+	 * blocks, as name (which must not exist); *path for the hypervisor.
+	 */
+	int (*map)(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+		   const char *name, char **path);
+	/* Like map, but a mapping of name onto that payload already there is fine. */
+	int (*map_ensure)(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			  const char *name, char **path);
 	/* Remove the image mapping name: 0, -ENOENT when there is none, -errno. */
 	int (*unmap)(struct imgdev_ctx *ctx, const char *name);
 	/* Append this backend's image mappings to *list (*count of them); 0 or -errno. */

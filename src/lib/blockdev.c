@@ -260,7 +260,8 @@ int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len, bool *off
 	offloaded = offloaded ? offloaded : &dummy;
 	*offloaded = true;
 	if (bd->is_block) {
-		uint64_t range[2] = { off, (len + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1) };
+		uint64_t lbs = bdev_logical_block_size(bd);
+		uint64_t range[2] = { off, (len + lbs - 1) / lbs * lbs };
 
 		/*
 		 * On a block device, PUNCH_HOLE is "write zeroes, unmapping allowed,
@@ -305,7 +306,12 @@ int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *se
 
 int bdev_write_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *sector)
 {
-	int rc = bdev_pwrite_full(bd->fd, sector, SECTOR_SIZE, 0);
+	return bdev_write_head(ctx, bd, sector, SECTOR_SIZE);
+}
+
+int bdev_write_head(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *head, size_t len)
+{
+	int rc = bdev_pwrite_full(bd->fd, head, len, 0);
 
 	if (rc == 0 && fdatasync(bd->fd) < 0)
 		rc = -errno;

@@ -55,5 +55,7 @@ int bdev_zero_range(const struct bdev *bd, uint64_t off, uint64_t len, bool *off
 /* Read / write sector 0, with a message in ctx on failure. */
 int bdev_read_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, uint8_t *sector);
 int bdev_write_sector0(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *sector);
+/* Write the first len bytes of the device (sector 0 and what follows it) and sync them. */
+int bdev_write_head(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *head, size_t len);
 
 #endif

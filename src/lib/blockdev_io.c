@@ -11,7 +11,6 @@
 
 #include "blockdev.h"
 #include "blockdev_io.h"
-#include "header.h"
 
 /* An O_DIRECT fd on the same device as bd (reopened by path, so checked), or -1. */
 static int open_direct(const struct bdev *bd, int flags)
@@ -19,7 +18,7 @@ static int open_direct(const struct bdev *bd, int flags)
 	struct stat st;
 	int fd;
 
-	if (!bd->is_block || bdev_logical_block_size(bd) != SECTOR_SIZE)
+	if (!bd->is_block)
 		return -1;
 	fd = open(bd->path, flags | O_DIRECT | O_CLOEXEC);
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != bd->rdev)) {
@@ -32,8 +31,11 @@ static int open_direct(const struct bdev *bd, int flags)
 void bdev_io_open(struct bdev_io *io, const struct bdev *bd, int flags)
 {
 	io->bd = bd;
+	io->block = bdev_logical_block_size(bd);
 	io->direct_fd = open_direct(bd, flags);
 	atomic_init(&io->direct_failed, false);
+	atomic_init(&io->direct_written, 0);
+	atomic_init(&io->buffered_written, 0);
 }
 
 void bdev_io_close(struct bdev_io *io)
@@ -48,12 +50,17 @@ static bool direct_usable(struct bdev_io *io)
 	return io->direct_fd >= 0 && !atomic_load(&io->direct_failed);
 }
 
+bool bdev_io_all_direct(struct bdev_io *io)
+{
+	return atomic_load(&io->direct_written) > 0 && atomic_load(&io->buffered_written) == 0;
+}
+
 int bdev_io_pread(struct bdev_io *io, uint8_t *buf, size_t len, uint64_t off)
 {
-	size_t padded = (len + SECTOR_SIZE - 1) & ~(size_t)(SECTOR_SIZE - 1);
+	size_t padded = (size_t)bdev_io_round_up(io, len);
 	int rc = -EINVAL;
 
-	if (direct_usable(io)) {
+	if (direct_usable(io) && off % io->block == 0) {
 		rc = bdev_pread_full(io->direct_fd, buf, padded, off);
 		if (rc == -EINVAL)
 			atomic_store(&io->direct_failed, true);
@@ -67,13 +74,17 @@ int bdev_io_pwrite(struct bdev_io *io, const uint8_t *buf, size_t len, size_t ro
 {
 	int rc;
 
-	if (direct_usable(io) && room % SECTOR_SIZE == 0) {
+	if (direct_usable(io) && room % io->block == 0 && off % io->block == 0) {
 		rc = bdev_pwrite_full(io->direct_fd, buf, room, off);
+		if (rc == 0)
+			atomic_fetch_add(&io->direct_written, len);
 		if (rc != -EINVAL)
 			return rc;
 		atomic_store(&io->direct_failed, true);
 	}
 	rc = bdev_pwrite_full(io->bd->fd, buf, len, off);
+	if (rc == 0)
+		atomic_fetch_add(&io->buffered_written, len);
 	/*
 	 * Buffered: push it out now and drop it, so the cache does not flood.
 	 * The write error surfaces here, and only here: once reported on this

@@ -222,7 +222,7 @@ int discard_zero_range(struct discard_zero *dz, uint64_t off, uint64_t len)
 	int rc;
 
 	if (dz->io->bd->is_block)
-		end = off + ((len + SECTOR_SIZE - 1) & ~(uint64_t)(SECTOR_SIZE - 1));
+		end = off + bdev_io_round_up(dz->io, len);
 	if (!dz->buf && posix_memalign((void **)&dz->buf, 4096, DISCARD_ZERO_BUF) != 0) {
 		dz->buf = NULL;
 		return -ENOMEM;

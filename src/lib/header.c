@@ -68,6 +68,19 @@ static void rec_encode(const struct commit_rec *r, uint8_t sector[SECTOR_SIZE])
 	rec_checksum(sector, sector + REC_SUM_OFFSET);
 }
 
+/*
+ * The layout is the header's version: the record repeats its offset. Under
+ * a version this build does not know, any whole number of sectors.
+ */
+static bool rec_offset_fits(const struct commit_rec *r, uint16_t version)
+{
+	uint64_t want = hdr_layout_offset(version);
+
+	if (want)
+		return r->data_offset == want;
+	return r->data_offset >= SECTOR_SIZE && r->data_offset % SECTOR_SIZE == 0;
+}
+
 static enum rec_status rec_decode(const uint8_t sector[SECTOR_SIZE], struct commit_rec *r)
 {
 	const uint8_t *p = sector + REC_OFFSET;
@@ -90,8 +103,7 @@ static enum rec_status rec_decode(const uint8_t sector[SECTOR_SIZE], struct comm
 	r->commit_time = get_be64(p + 96);
 	r->resume_at = get_be64(p + 104);
 	if ((r->state != REC_STATE_WRITING && r->state != REC_STATE_COMPLETE) ||
-	    r->block_size != CONTENT_BLOCK_SIZE || r->data_offset < SECTOR_SIZE ||
-	    r->data_offset % SECTOR_SIZE != 0)
+	    r->block_size != CONTENT_BLOCK_SIZE || !rec_offset_fits(r, get_be16(sector + 8)))
 		return REC_CORRUPT;
 	return REC_VALID;
 }
@@ -126,7 +138,7 @@ void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h)
 
 bool hdr_is_complete(const struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
 {
-	return hdr_has_magic(h) && h->version == HDR_VERSION && h->rec_status == REC_VALID &&
+	return hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
 	       h->rec.state == REC_STATE_COMPLETE &&
 	       memcmp(h->image_hash, image_hash, IMGDEV_HASH_SIZE) == 0 &&
 	       memcmp(h->rec.target_hash, image_hash, IMGDEV_HASH_SIZE) == 0;
@@ -137,17 +149,34 @@ bool hdr_has_magic(const struct hdr *h)
 	return h->magic == HDR_MAGIC;
 }
 
-void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
+void hdr_init(struct hdr *h, uint16_t version, const uint8_t image_hash[IMGDEV_HASH_SIZE])
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = HDR_MAGIC;
-	h->version = HDR_VERSION;
+	h->version = version;
 	memcpy(h->image_hash, image_hash, IMGDEV_HASH_SIZE);
+}
+
+void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE])
+{
+	hdr_init(h, HDR_VERSION_VIRTLET, image_hash);
+}
+
+uint64_t hdr_layout_offset(uint16_t version)
+{
+	switch (version) {
+	case HDR_VERSION_VIRTLET: return SECTOR_SIZE;
+	case HDR_VERSION_ALIGNED: return ALIGNED_DATA_OFFSET;
+	}
+	return 0;
 }
 
 uint64_t hdr_data_offset(const struct hdr *h)
 {
-	if (h->rec_status == REC_VALID)
-		return h->rec.data_offset;
-	return SECTOR_SIZE;	/* version 1 without a record: Virtlet's layout */
+	return hdr_layout_offset(h->version);
+}
+
+bool hdr_version_known(const struct hdr *h)
+{
+	return hdr_layout_offset(h->version) != 0;
 }

@@ -2,7 +2,8 @@
  * The on-disk header codec: sector 0 of an image device. Pure functions, no
  * I/O. Layout (big-endian), byte-compatible with Virtlet's pkg/blockdev:
  *   0  u64 magic 0x263dbe52ba576702
- *   8  u16 metadata version (1)
+ *   8  u16 metadata version: 1, Virtlet's layout (the payload at byte 512);
+ *          2, the aligned layout (the payload at byte 1 MiB)
  *  10  u8[32] SHA-256 of the image
  * Bytes 64..511 may hold imgdev's commit record (Virtlet ignores them):
  *  64  u8[8]  "IMGDEVCR"        72 u16 record version (1)   74 u16 state
@@ -22,7 +23,12 @@
 #include "imgdev.h"
 
 #define HDR_MAGIC UINT64_C(0x263dbe52ba576702)
-#define HDR_VERSION 1
+#define HDR_VERSION_VIRTLET 1	/* Virtlet's layout: the payload from byte 512 */
+#define HDR_VERSION_ALIGNED 2	/* the payload from byte 1 MiB, aligned for any device */
+#define HDR_VERSION_MAX HDR_VERSION_ALIGNED
+#define ALIGNED_DATA_OFFSET (UINT64_C(1) << 20)
+/* The first logical block an aligned header goes out with, on the stack up to this size. */
+#define ALIGNED_HEAD_SIZE 4096
 #define HDR_SIZE 42
 #define SECTOR_SIZE IMGDEV_SECTOR_SIZE
 
@@ -76,13 +82,25 @@ void hdr_encode(const struct hdr *h, uint8_t sector[SECTOR_SIZE]);
 void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h);
 /* Whether the magic is ours. */
 bool hdr_has_magic(const struct hdr *h);
-/* A fresh version-1 header for an image hash. */
+/* A fresh header of this version (HDR_VERSION_*) for an image hash. */
+void hdr_init(struct hdr *h, uint16_t version, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
+/* A fresh version-1 header (Virtlet's layout) for an image hash. */
 void hdr_init_v1(struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
-/* Whether the header names image_hash with a valid record saying complete. */
+/*
+ * Whether the header (of a known version) names image_hash with a valid
+ * record saying complete.
+ */
 bool hdr_is_complete(const struct hdr *h, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
 
-/* Byte offset of the payload for this header's layout (512 for version 1). */
+/*
+ * Byte offset of the payload in a layout: 512 for version 1, 1 MiB for
+ * version 2; 0 for a version this build does not know.
+ */
+uint64_t hdr_layout_offset(uint16_t version);
+/* The payload's offset for this header (hdr_layout_offset of its version). */
 uint64_t hdr_data_offset(const struct hdr *h);
+/* Whether this build knows the header's version (1 or 2). */
+bool hdr_version_known(const struct hdr *h);
 
 /* Big-endian helpers shared by the codecs. */
 uint64_t get_be64(const uint8_t *p);

@@ -48,15 +48,28 @@ static void fill_info(struct loop_info64 *li, uint64_t offset, uint64_t sizelimi
 	snprintf((char *)li->lo_file_name, sizeof(li->lo_file_name), "%s", name);
 }
 
+/* The older two-step way's block size, undoing the setup if refused. */
+static int loop_set_block_size(int lfd, unsigned int block_size)
+{
+	int err;
+
+	if (block_size <= 512 || ioctl(lfd, LOOP_SET_BLOCK_SIZE, (unsigned long)block_size) == 0)
+		return 0;
+	err = errno;
+	ioctl(lfd, LOOP_CLR_FD, 0);
+	return -err;
+}
+
 /* Set up the open loop device lfd; 0, -EBUSY (taken meanwhile) or -errno. */
-static int loop_setup(int lfd, int backing_fd, uint64_t offset, uint64_t sizelimit,
+static int loop_setup(int lfd, int backing_fd, const struct loopctl_place *place,
 		      const char *name)
 {
 	struct loop_config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.fd = (uint32_t)backing_fd;
-	fill_info(&cfg.info, offset, sizelimit, name);
+	cfg.block_size = place->block_size > 512 ? place->block_size : 0;
+	fill_info(&cfg.info, place->offset, place->sizelimit, name);
 	if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOTTY)
@@ -70,11 +83,11 @@ static int loop_setup(int lfd, int backing_fd, uint64_t offset, uint64_t sizelim
 		ioctl(lfd, LOOP_CLR_FD, 0);
 		return -err;
 	}
-	return 0;
+	return loop_set_block_size(lfd, place->block_size);
 }
 
-int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, uint64_t offset,
-		   uint64_t sizelimit, const char *name, int *nr)
+int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, const struct loopctl_place *place,
+		   const char *name, int *nr)
 {
 	char *ctl_path = path_join(ctx->dev_dir, "loop-control");
 	int ctl, rc = -EBUSY;
@@ -104,7 +117,7 @@ int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, uint64_t offset,
 			free(path);
 			break;
 		}
-		rc = loop_setup(lfd, backing_fd, offset, sizelimit, name);
+		rc = loop_setup(lfd, backing_fd, place, name);
 		if (rc < 0 && rc != -EBUSY)
 			loop_errmsg(ctx, -rc, "cannot attach", path);
 		if (rc == 0)

@@ -27,12 +27,19 @@ struct loopctl_info {
 	char backing_file[4096];	/* from sysfs; may end in " (deleted)" */
 };
 
+/* What a loop device shows of its backing file or device. */
+struct loopctl_place {
+	uint64_t offset;		/* from this byte */
+	uint64_t sizelimit;		/* at most so many bytes */
+	unsigned int block_size;	/* its logical block size; 512 or less: the default */
+};
+
 /*
- * Attach backing_fd as a free loop device from byte offset, at most sizelimit
- * bytes, named name. Returns 0 with *nr set, or -errno with a message.
+ * Attach backing_fd as a free loop device showing place, named name.
+ * Returns 0 with *nr set, or -errno with a message.
  */
-int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, uint64_t offset,
-		   uint64_t sizelimit, const char *name, int *nr);
+int loopctl_attach(struct imgdev_ctx *ctx, int backing_fd, const struct loopctl_place *place,
+		   const char *name, int *nr);
 
 /* Detach loop device nr, retrying while busy. 0 or -errno. */
 int loopctl_detach(struct imgdev_ctx *ctx, int nr, int tries);

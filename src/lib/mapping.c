@@ -159,6 +159,17 @@ int mapping_node_paths(struct imgdev_ctx *ctx, const char *name, dev_t dev, char
 	return mapping_pick_nodes(ctx, mapper, kernel, dev, path, device);
 }
 
+bool mapping_offset_is_layout(uint64_t offset)
+{
+	return offset == hdr_layout_offset(HDR_VERSION_VIRTLET) ||
+	       offset == hdr_layout_offset(HDR_VERSION_ALIGNED);
+}
+
+bool mapping_offset_fits(const struct hdr *h, uint64_t offset)
+{
+	return !hdr_version_known(h) || hdr_data_offset(h) == offset;
+}
+
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out)
 {
@@ -169,11 +180,14 @@ int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int tar
 	int rc;
 
 	if (target_count != 1 || strcmp(t->type, "linear") != 0 || t->start != 0 || !t->params ||
-	    parse_linear_params(t->params, &maj, &min, &offset) < 0 || offset != SECTOR_SIZE / 512)
+	    parse_linear_params(t->params, &maj, &min, &offset) < 0 ||
+	    !mapping_offset_is_layout(offset * 512))
 		return 0;
 	rc = mapping_backing_path(ctx, maj, min, &backing);
 	if (rc == 0)
 		rc = mapping_backing_header(ctx, backing, &h);
+	if (rc == 1 && !mapping_offset_fits(&h, offset * 512))
+		rc = 0; /* not where this header's payload starts */
 	if (rc < 0) {
 		ctx_log(ctx, LOGP_WARNING, "%s: skipped: backing device %u:%u: %s", name, maj, min,
 			ctx->errmsg);

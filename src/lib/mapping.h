@@ -22,14 +22,21 @@ int mapping_backing_path(struct imgdev_ctx *ctx, unsigned int maj, unsigned int 
 /*
  * Whether the device `name` (number dev), whose table has target_count
  * targets and first target t, is an image mapping: exactly one linear target
- * at sector 0, mapping sector 1 of a device whose sector 0 has the header
- * magic. Returns 1 with *out filled (free its strings), 0 when it is not one
+ * at sector 0, mapping a device whose sector 0 has the header magic from
+ * where its layout puts the payload (sector 1 for version 1, sector 2048
+ * for version 2; either for a version this build does not know). Returns 1 with *out filled (free its strings), 0 when it is not one
  * (a backing device that cannot be resolved or read is logged as a warning),
  * or -ENOMEM. out->path and out->device name nodes that exist and are dev
  * (see mapping_node_paths), or are NULL. With out NULL, only whether.
  */
 int mapping_inspect(struct imgdev_ctx *ctx, const char *name, dev_t dev, int target_count,
 		    const struct dmctl_target *t, struct imgdev_mapping *out);
+
+/* Whether offset is where a layout puts the payload: byte 512 or 1 MiB. */
+bool mapping_offset_is_layout(uint64_t offset);
+struct hdr;
+/* Whether a mapping from offset shows the payload of the header h (any, for an unknown version). */
+bool mapping_offset_fits(const struct hdr *h, uint64_t offset);
 
 /* Whether path opens the block device dev (following symlinks). */
 bool mapping_is_node_of(const char *path, dev_t dev);

@@ -29,7 +29,8 @@ static inline double monotonic_seconds(void)
 
 /*
  * Write src onto bd (open O_RDWR | O_EXCL) by the commit protocol
- * (provision_write.c) and fill res; 0 or -errno, the device then left
+ * (provision_write.c), the payload from data_offset (the layout's: 512 for
+ * Virtlet's, 1 MiB for the aligned one), and fill res; 0 or -errno, the device then left
  * marked "writing". received: the hashing source src reads through (a URL,
  * standard input), whose hash is the identity, or NULL. resume_at: 0, or
  * the payload bytes an interrupted write of this image left durable on the
@@ -40,8 +41,8 @@ static inline double monotonic_seconds(void)
  * match, or those bytes could not be re-read (the message in ctx). A copy
  * that did not match its digest (-EILSEQ) leaves no resume point.
  */
-int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    struct bytesrc *received, uint64_t resume_at,
+int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+		    struct imgsrc *src, struct bytesrc *received, uint64_t resume_at,
 		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
 
 /* Take the device's advisory lock (writers of one device take turns). */
@@ -55,8 +56,12 @@ int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);
 int check_overwrite_allowed(struct imgdev_ctx *ctx, const struct bdev *bd, const struct hdr *h,
 			    bool force);
 
-/* Whether bd can hold an image of image_size bytes after its header; 0 or -ENOSPC. */
-int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size);
+/*
+ * Whether bd can hold an image of image_size bytes from data_offset on (in
+ * whole logical blocks); 0 or -ENOSPC.
+ */
+int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size,
+	       uint64_t data_offset);
 
 /*
  * -EBUSY naming the loop device when any is attached over bd (imgdev's or

@@ -18,6 +18,7 @@
 #include "dmctl.h"
 #include "header.h"
 #include "internal.h"
+#include "layout.h"
 #include "mapping.h"
 #include "parse.h"
 #include "sha256.h"
@@ -72,9 +73,9 @@ static void node_remove(struct imgdev_ctx *ctx, const char *path, dev_t dev)
 		ctx_log(ctx, LOGP_WARNING, "%s: cannot remove device node: %s", path, strerror(errno));
 }
 
-/* Map bd's payload as the device-mapper device name. */
-static int dmmap_create(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			char **mapped_path)
+/* Map bd's payload from data_offset as the device-mapper device name. */
+static int dmmap_create(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			const char *name, char **mapped_path)
 {
 	char uuid[DMCTL_UUID_MAX];
 	char *path = mapping_mapper_path(ctx, name);
@@ -87,7 +88,8 @@ static int dmmap_create(struct imgdev_ctx *ctx, const struct bdev *bd, const cha
 	if (rc < 0)
 		goto out;
 	uuid_for_name(name, uuid);
-	rc = dmctl_create_linear(ctx, fd, name, uuid, bd->size / SECTOR_SIZE - 1, bd->rdev, 1, &dev);
+	rc = dmctl_create_linear(ctx, fd, name, uuid, layout_room(bd, data_offset) / 512, bd->rdev,
+				 data_offset / 512, &dev);
 	if (rc < 0)
 		goto out;
 	rc = node_ensure(ctx, path, dev);
@@ -96,7 +98,8 @@ static int dmmap_create(struct imgdev_ctx *ctx, const struct bdev *bd, const cha
 			ctx_log(ctx, LOGP_WARNING, "%s: could not remove after failure", name);
 		goto out;
 	}
-	ctx_log(ctx, LOGP_INFO, "%s: mapped %s from sector 1 as %s", name, bd->path, path);
+	ctx_log(ctx, LOGP_INFO, "%s: mapped %s from byte %llu (sector %llu) as %s", name, bd->path,
+		(unsigned long long)data_offset, (unsigned long long)(data_offset / 512), path);
 	*mapped_path = path;
 	path = NULL;
 out:
@@ -218,8 +221,9 @@ static int dmmap_list(struct imgdev_ctx *ctx, struct imgdev_mapping **list, int 
 	return rc;
 }
 
-/* Whether the table of name is "linear backing 1" alone. */
-static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t backing)
+/* Whether the table of name is "linear backing START" alone, START the payload's sector. */
+static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t backing,
+		     uint64_t data_offset)
 {
 	struct dmctl_target t;
 	unsigned int maj, min;
@@ -229,7 +233,8 @@ static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t bac
 	if (n < 0)
 		return n;
 	same = n == 1 && strcmp(t.type, "linear") == 0 && t.start == 0 && t.params &&
-	       parse_linear_params(t.params, &maj, &min, &offset) == 0 && offset == 1 &&
+	       parse_linear_params(t.params, &maj, &min, &offset) == 0 &&
+	       offset == data_offset / 512 &&
 	       makedev(maj, min) == backing;
 	dmctl_target_clear(&t);
 	return same;
@@ -238,8 +243,9 @@ static int maps_onto(struct imgdev_ctx *ctx, int fd, const char *name, dev_t bac
 /* The first two are maps_onto's answers. */
 enum name_state { NAME_MAPS_OTHER = 0, NAME_MAPS_BD = 1, NAME_FREE = 2 };
 
-/* Whether name is free or maps bd (*dev set) or something else; or -errno. */
-static int name_state(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name, dev_t *dev)
+/* Whether name is free or maps bd's payload (*dev set) or something else; or -errno. */
+static int name_state(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+		      const char *name, dev_t *dev)
 {
 	char uuid[DMCTL_UUID_MAX];
 	int fd, rc = dmctl_open(ctx, &fd);
@@ -250,20 +256,20 @@ static int name_state(struct imgdev_ctx *ctx, const struct bdev *bd, const char 
 	if (rc == -ENOENT)
 		rc = NAME_FREE;
 	else if (rc == 0)
-		rc = maps_onto(ctx, fd, name, bd->rdev);
+		rc = maps_onto(ctx, fd, name, bd->rdev, data_offset);
 	close(fd);
 	return rc;
 }
 
-static int dmmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			char **mapped_path)
+static int dmmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			const char *name, char **mapped_path)
 {
 	char *path;
 	dev_t dev;
-	int rc = name_state(ctx, bd, name, &dev);
+	int rc = name_state(ctx, bd, data_offset, name, &dev);
 
 	if (rc == NAME_FREE)
-		return dmmap_create(ctx, bd, name, mapped_path);
+		return dmmap_create(ctx, bd, data_offset, name, mapped_path);
 	if (rc == NAME_MAPS_OTHER)
 		return ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
 				 name, bd->path);
@@ -279,10 +285,11 @@ static int dmmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const cha
 	return 0;
 }
 
-static int dmmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+static int dmmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			    const char *name)
 {
 	dev_t dev;
-	int rc = name_state(ctx, bd, name, &dev);
+	int rc = name_state(ctx, bd, data_offset, name, &dev);
 
 	if (rc == NAME_MAPS_OTHER)
 		return ctx_error(ctx, EEXIST,

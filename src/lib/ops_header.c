@@ -11,6 +11,7 @@
 #include "blockdev.h"
 #include "header.h"
 #include "internal.h"
+#include "layout.h"
 #include "ops.h"
 #include "signatures.h"
 
@@ -69,6 +70,7 @@ static void header_to_public(const struct hdr *h, struct imgdev_header *out)
 	out->version = h->version;
 	memcpy(out->image_hash, h->image_hash, IMGDEV_HASH_SIZE);
 	out->data_offset = hdr_data_offset(h);
+	out->layout = layout_of_version(h->version);
 	out->commit_version = h->rec.version;
 	switch (h->rec_status) {
 	case REC_ABSENT: out->commit_state = IMGDEV_COMMIT_NONE; return;
@@ -107,10 +109,10 @@ int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
 /* 0 when a header with our magic may be replaced, else -EPROTO and why. */
 static int check_not_newer(struct imgdev_ctx *ctx, const char *path, const struct hdr *h)
 {
-	if (h->version > HDR_VERSION)
+	if (!hdr_version_known(h))
 		return ctx_error(ctx, EPROTO,
 				 "%s: header has metadata version %u, newer than this build understands (%d); refusing to overwrite it",
-				 path, h->version, HDR_VERSION);
+				 path, h->version, HDR_VERSION_MAX);
 	if (h->rec_status == REC_NEWER)
 		return ctx_error(ctx, EPROTO,
 				 "%s: commit record has version %u, newer than this build understands (%d); refusing to overwrite it",
@@ -146,10 +148,19 @@ static int ensure_decide(struct imgdev_ctx *ctx, const struct bdev *probe,
 		return rc;
 	hdr_decode(sector, sizeof(sector), &h);
 	if (hdr_has_magic(&h) && memcmp(h.image_hash, hash, IMGDEV_HASH_SIZE) == 0) {
-		if (h.version != HDR_VERSION)
+		/*
+		 * As Virtlet's EnsureDevHeaderMatches: a match of another
+		 * version is an error. Its caller maps from sector 1, which
+		 * is not where an aligned (version 2) payload starts.
+		 */
+		if (h.version == HDR_VERSION_ALIGNED)
 			return ctx_error(ctx, EPROTO,
-					 "%s: header has metadata version %u; this build understands version %d",
-					 probe->path, h.version, HDR_VERSION);
+					 "%s: header names this image in the aligned layout (metadata version 2); ensure matches only Virtlet's layout (version 1), whose payload starts at byte 512",
+					 probe->path);
+		if (h.version != HDR_VERSION_VIRTLET)
+			return ctx_error(ctx, EPROTO,
+					 "%s: header has metadata version %u; ensure matches only version %d",
+					 probe->path, h.version, HDR_VERSION_VIRTLET);
 		return IMGDEV_MATCHED;
 	}
 	rc = check_overwrite_allowed(ctx, probe, &h, flags & IMGDEV_FORCE);

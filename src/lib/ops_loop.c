@@ -1,11 +1,12 @@
 /*
  * The loop backend (see backend.h): an image mapping as a loop device over
- * the payload (lo_offset = 512, lo_sizelimit = the rest), with a stable
+ * the payload (lo_offset = 512 or 1 MiB as the header's layout says,
+ * lo_sizelimit = the rest, the backing's logical block size), with a stable
  * symlink <run>/NAME to /dev/loopN. The kernel keeps our mark for it, as the
  * UUID prefix is for device-mapper: lo_file_name is "IMGDEV:NAME" (losetup
  * puts the backing file's path there). A loop device is one of our mappings
- * when it carries the mark, sits at offset 512, and its backing device or
- * file has the header magic in sector 0; loop devices of others are never
+ * when it carries the mark, sits where its backing device's or file's
+ * header (our magic in sector 0) puts the payload; loop devices of others are never
  * listed nor detached (though any of them makes a disk busy).
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "blockdev.h"
 #include "header.h"
 #include "internal.h"
+#include "layout.h"
 #include "loopctl.h"
 #include "mapping.h"
 #include "ops.h"
@@ -87,15 +89,16 @@ static int run_dir_lock(struct imgdev_ctx *ctx, int *fd)
 }
 
 /*
- * Whether info is our image mapping: ours (*name set), offset 512 over a
- * device with our magic (h filled). 1, 0, or -ENOMEM.
+ * Whether info is our image mapping: ours (*name set), over a device with
+ * our magic (h filled) from where its layout puts the payload. 1, 0, or
+ * -ENOMEM.
  */
 static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *info,
 			    const char **name, struct hdr *h)
 {
 	int rc;
 
-	*name = info->offset == SECTOR_SIZE ? loopmap_name(ctx, info) : NULL;
+	*name = mapping_offset_is_layout(info->offset) ? loopmap_name(ctx, info) : NULL;
 	if (!*name)
 		return 0;
 	if (strstr(info->backing_file, " (deleted)")) {
@@ -109,7 +112,7 @@ static int loopmap_is_image(struct imgdev_ctx *ctx, const struct loopctl_info *i
 			ctx->errmsg);
 		return rc == -ENOMEM ? rc : 0;
 	}
-	return rc;
+	return rc == 1 && mapping_offset_fits(h, info->offset);
 }
 
 /* A visitor of loop mappings: the device, its mapping name, its header. */
@@ -179,6 +182,13 @@ static bool loopmap_backs_onto(const struct loopctl_info *info, const struct bde
 		return true;
 	return bd->is_block && stat(info->backing_file, &st) == 0 && S_ISBLK(st.st_mode) &&
 	       st.st_rdev == bd->rdev;
+}
+
+/* Whether the loop shows bd's payload from data_offset. */
+static bool loopmap_shows_payload(const struct loopctl_info *info, const struct bdev *bd,
+				  uint64_t data_offset)
+{
+	return info->offset == data_offset && loopmap_backs_onto(info, bd);
 }
 
 struct find_backing {
@@ -265,10 +275,13 @@ static int loopmap_check_length(struct imgdev_ctx *ctx, const char *name)
 	return 0;
 }
 
-/* Attach bd's payload as name, under the run-dir lock; 0 or -errno. */
-static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-				 char **mapped_path)
+/* Attach bd's payload from data_offset as name, under the run-dir lock; 0 or -errno. */
+static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd,
+				 uint64_t data_offset, const char *name, char **mapped_path)
 {
+	struct loopctl_place place = { .offset = data_offset,
+				       .sizelimit = layout_room(bd, data_offset),
+				       .block_size = bdev_logical_block_size(bd) };
 	char marked[LOOPCTL_NAME_MAX + 1];
 	struct loopctl_info existing;
 	int fd, nr, rc;
@@ -285,8 +298,7 @@ static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, 
 		return ctx_error(ctx, errno, "%s: cannot open: %s", bd->path, strerror(errno));
 	if ((size_t)snprintf(marked, sizeof(marked), "%s%s", LOOP_MARK, name) >= sizeof(marked))
 		return ctx_error(ctx, EINVAL, "%s: too long for a loop mapping", name);
-	rc = loopctl_attach(ctx, fd, SECTOR_SIZE,
-			    (bd->size - SECTOR_SIZE) & ~(uint64_t)(SECTOR_SIZE - 1), marked, &nr);
+	rc = loopctl_attach(ctx, fd, &place, marked, &nr);
 	close(fd);
 	if (rc < 0)
 		return rc;
@@ -294,40 +306,42 @@ static int loopmap_attach_locked(struct imgdev_ctx *ctx, const struct bdev *bd, 
 	if (rc < 0 && loopctl_detach(ctx, nr, DETACH_TRIES) < 0)
 		ctx_log(ctx, LOGP_WARNING, "loop%d: could not detach after failure", nr);
 	if (rc == 0)
-		ctx_log(ctx, LOGP_INFO, "%s: mapped %s from byte 512 as loop%d", name, bd->path, nr);
+		ctx_log(ctx, LOGP_INFO, "%s: mapped %s from byte %llu as loop%d", name, bd->path,
+			(unsigned long long)data_offset, nr);
 	return rc;
 }
 
-static int loopmap_attach(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			  char **mapped_path)
+static int loopmap_attach(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			  const char *name, char **mapped_path)
 {
 	int lock = -1, rc = loopmap_check_length(ctx, name);
 
 	if (rc == 0)
 		rc = run_dir_lock(ctx, &lock);
 	if (rc == 0)
-		rc = loopmap_attach_locked(ctx, bd, name, mapped_path);
+		rc = loopmap_attach_locked(ctx, bd, data_offset, name, mapped_path);
 	if (lock >= 0)
 		close(lock);
 	return rc;
 }
 
-static int loopmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name)
+static int loopmap_check_name(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			      const char *name)
 {
 	struct loopctl_info info;
 	int rc = loopmap_check_length(ctx, name);
 
 	if (rc == 0)
 		rc = loopmap_find(ctx, name, &info);
-	if (rc == 1 && !loopmap_backs_onto(&info, bd))
+	if (rc == 1 && !loopmap_shows_payload(&info, bd, data_offset))
 		return ctx_error(ctx, EEXIST,
 				 "%s: already exists and maps something other than %s; nothing written",
 				 name, bd->path);
 	return rc < 0 ? rc : 0;
 }
 
-static int loopmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const char *name,
-			  char **mapped_path)
+static int loopmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+			  const char *name, char **mapped_path)
 {
 	struct loopctl_info info;
 	int rc = loopmap_check_length(ctx, name), lock = -1;
@@ -337,8 +351,8 @@ static int loopmap_ensure(struct imgdev_ctx *ctx, const struct bdev *bd, const c
 	if (rc == 0)
 		rc = loopmap_find(ctx, name, &info);
 	if (rc == 0)
-		rc = loopmap_attach_locked(ctx, bd, name, mapped_path);
-	else if (rc == 1 && !loopmap_backs_onto(&info, bd))
+		rc = loopmap_attach_locked(ctx, bd, data_offset, name, mapped_path);
+	else if (rc == 1 && !loopmap_shows_payload(&info, bd, data_offset))
 		rc = ctx_error(ctx, EEXIST, "%s: already exists and maps something other than %s",
 			       name, bd->path);
 	else if (rc == 1)

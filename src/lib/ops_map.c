@@ -15,6 +15,7 @@
 #include "blockdev.h"
 #include "header.h"
 #include "internal.h"
+#include "layout.h"
 #include "mapping.h"
 #include "ops.h"
 
@@ -57,20 +58,25 @@ int imgdev_check_name(struct imgdev_ctx *ctx, const char *name)
 	return 0;
 }
 
-int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size)
+int check_room(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t image_size,
+	       uint64_t data_offset)
 {
-	uint64_t have = bd->size / SECTOR_SIZE;
-	uint64_t need = image_size / SECTOR_SIZE + (image_size % SECTOR_SIZE != 0) + 1;
+	uint64_t lbs = bdev_logical_block_size(bd), need;
 
 	if (image_size == 0)
 		return ctx_error(ctx, EINVAL, "image size must be at least 1 byte");
-	if (image_size > UINT64_MAX - 2 * SECTOR_SIZE || have < need)
-		return ctx_error(ctx, ENOSPC,
-				 "%s: device too small: it has %llu bytes (%llu sectors), an image of %llu bytes needs %llu bytes (%llu sectors) with the header sector",
-				 bd->path, (unsigned long long)bd->size, (unsigned long long)have,
-				 (unsigned long long)image_size,
-				 (unsigned long long)(need * SECTOR_SIZE), (unsigned long long)need);
-	return 0;
+	if (image_size > UINT64_MAX - data_offset - 2 * lbs)
+		need = UINT64_MAX;
+	else
+		need = data_offset + layout_round_up(bd, image_size);
+	if (bd->size >= need)
+		return 0;
+	return ctx_error(ctx, ENOSPC,
+			 "%s: device too small: it has %llu bytes (%llu sectors), an image of %llu bytes needs %llu bytes (%llu sectors) with the header%s",
+			 bd->path, (unsigned long long)bd->size, (unsigned long long)(bd->size / 512),
+			 (unsigned long long)image_size, (unsigned long long)need,
+			 (unsigned long long)(need / 512),
+			 data_offset == SECTOR_SIZE ? "" : " (the aligned layout: the payload from byte 1048576)");
 }
 
 /*
@@ -117,6 +123,7 @@ int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name, uin
 	       char **mapped_path)
 {
 	const struct map_backend *be;
+	uint64_t data_offset;
 	struct bdev bd;
 	int rc;
 
@@ -127,11 +134,13 @@ int imgdev_map(struct imgdev_ctx *ctx, const char *device, const char *name, uin
 	if (rc < 0)
 		return rc;
 	be = map_backend_now(ctx);
-	rc = check_room(ctx, &bd, image_size);
+	rc = layout_of_device(ctx, &bd, &data_offset);
+	if (rc == 0)
+		rc = check_room(ctx, &bd, image_size, data_offset);
 	if (rc == 0)
 		rc = be->check_target(ctx, &bd);
 	if (rc == 0)
-		rc = be->map(ctx, &bd, name, mapped_path);
+		rc = be->map(ctx, &bd, data_offset, name, mapped_path);
 	bdev_close(&bd);
 	return rc;
 }

@@ -17,17 +17,28 @@
 #include "identity.h"
 #include "imgsrc.h"
 #include "internal.h"
+#include "layout.h"
 #include "ops.h"
 
-/*
- * Whether h has a complete record for an image of image_size bytes laid
- * out as a mapping expects (from sector 1), on a device that holds it.
- */
-static bool complete_record_fits(const struct hdr *h, const struct bdev *bd, uint64_t image_size)
+/* The layout the caller asked for (AUTO before options version 3). */
+static enum imgdev_layout layout_asked(const struct imgdev_provision_opts *opts)
 {
-	return hdr_has_magic(h) && h->rec_status == REC_VALID && h->rec.state == REC_STATE_COMPLETE &&
-	       h->rec.image_size == image_size && h->rec.data_offset == SECTOR_SIZE &&
-	       bd->size >= SECTOR_SIZE && bd->size - SECTOR_SIZE >= image_size;
+	return opts->version >= 3 ? opts->layout : IMGDEV_LAYOUT_AUTO;
+}
+
+/*
+ * Whether h has a complete record for an image of image_size bytes in a
+ * layout the device takes and the provision accepts (want; AUTO: either),
+ * on a device that holds it.
+ */
+static bool complete_record_fits(const struct hdr *h, const struct bdev *bd, uint64_t image_size,
+				 enum imgdev_layout want)
+{
+	return hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
+	       h->rec.state == REC_STATE_COMPLETE && h->rec.image_size == image_size &&
+	       layout_fits_device(bd, h->version) &&
+	       (want == IMGDEV_LAYOUT_AUTO || layout_version(want) == h->version) &&
+	       layout_room(bd, hdr_data_offset(h)) >= layout_round_up(bd, image_size);
 }
 
 /*
@@ -41,7 +52,7 @@ static int header_matches(struct imgdev_ctx *ctx, const struct bdev *bd, const s
 {
 	int rc;
 
-	if (!complete_record_fits(h, bd, src->size))
+	if (!complete_record_fits(h, bd, src->size, layout_asked(opts)))
 		return 0;
 	if (opts->has_digest) {
 		memcpy(hash, opts->digest, IMGDEV_HASH_SIZE);
@@ -66,10 +77,10 @@ static int check_provision_args(struct imgdev_ctx *ctx, const struct imgdev_prov
 
 /*
  * Before any write: the target can be mapped afterwards by be (NULL: no
- * mapping), no loop device sits over it, and it has room.
+ * mapping), no loop device sits over it, and it has room from data_offset.
  */
 static int check_write_target(struct imgdev_ctx *ctx, const struct map_backend *be,
-			      const struct bdev *bd, const struct imgsrc *src,
+			      const struct bdev *bd, uint64_t data_offset, const struct imgsrc *src,
 			      const struct imgdev_provision_opts *opts)
 {
 	int rc = be ? be->check_target(ctx, bd) : 0;
@@ -77,9 +88,9 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct map_backend *
 	if (rc == 0)
 		rc = loopmap_check_not_mapped(ctx, bd);
 	if (rc == 0 && be)
-		rc = be->check_name(ctx, bd, opts->name);
+		rc = be->check_name(ctx, bd, data_offset, opts->name);
 	/* Of a size not known yet, it is checked as the payload arrives (src->room). */
-	return rc < 0 ? rc : check_room(ctx, bd, src->size_known ? src->size : 1);
+	return rc < 0 ? rc : check_room(ctx, bd, src->size_known ? src->size : 1, data_offset);
 }
 
 /*
@@ -110,6 +121,9 @@ struct provision {
 	struct bytesrc *received;
 	/* 0, or where an interrupted write of this image is resumed (src opened there). */
 	uint64_t resume_at;
+	/* The layout a write is in (layout_choose), and where its payload starts. */
+	enum imgdev_layout layout;
+	uint64_t data_offset;
 };
 
 /*
@@ -157,13 +171,12 @@ static uint64_t resume_point(const struct provision *p)
 	const struct commit_rec *r = &h->rec;
 
 	if (!p->opts->has_digest || !bytesrc_is_url(p->image) || !hdr_has_magic(h) ||
-	    h->version != HDR_VERSION || h->rec_status != REC_VALID ||
+	    h->version != layout_version(p->layout) || h->rec_status != REC_VALID ||
 	    r->state != REC_STATE_WRITING || memcmp(h->image_hash, none, IMGDEV_HASH_SIZE) != 0 ||
 	    memcmp(r->target_hash, p->opts->digest, IMGDEV_HASH_SIZE) != 0)
 		return 0;
 	if (r->resume_at == 0 || r->resume_at % CHUNK_SIZE != 0 || r->resume_at >= r->image_size ||
-	    r->data_offset != SECTOR_SIZE || p->probe.size < SECTOR_SIZE ||
-	    p->probe.size - SECTOR_SIZE < r->image_size)
+	    layout_room(&p->probe, p->data_offset) < layout_round_up(&p->probe, r->image_size))
 		return 0;
 	return r->resume_at;
 }
@@ -224,7 +237,8 @@ static bool stream_already_there(const struct provision *p)
 	const struct hdr *h = &p->h;
 
 	/* Its size is not known before it is fetched: the record's must fit. */
-	return p->opts->has_digest && complete_record_fits(h, &p->probe, h->rec.image_size) &&
+	return p->opts->has_digest &&
+	       complete_record_fits(h, &p->probe, h->rec.image_size, layout_asked(p->opts)) &&
 	       hdr_is_complete(h, p->opts->digest) == 1;
 }
 
@@ -264,6 +278,53 @@ static int device_holds_image(struct provision *p)
 }
 
 /*
+ * Without a layout asked for, a device whose last write was interrupted (a
+ * valid "writing" record) is written again in that write's layout, when
+ * the device takes it: a resume point it left stays usable.
+ */
+static void keep_interrupted_layout(struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO || !hdr_has_magic(h) ||
+	    !hdr_version_known(h) || h->rec_status != REC_VALID ||
+	    h->rec.state != REC_STATE_WRITING || !layout_fits_device(&p->probe, h->version))
+		return;
+	p->layout = layout_of_version(h->version);
+}
+
+/* Why a write is in its layout when none was asked for ("" when one was). */
+static const char *layout_reason(const struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO)
+		return "";
+	if (hdr_has_magic(h) && h->rec_status == REC_VALID && h->rec.state == REC_STATE_WRITING &&
+	    h->version == layout_version(p->layout))
+		return ", as the interrupted write before it was";
+	if (bdev_logical_block_size(&p->probe) > SECTOR_SIZE)
+		return ", the default on a device with logical sectors larger than 512 bytes";
+	return "";
+}
+
+/* Say which layout a write is in, and why when the device chose it. */
+static void log_layout(const struct provision *p)
+{
+	const struct hdr *h = &p->h;
+
+	if (hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
+	    h->rec.state == REC_STATE_COMPLETE && layout_version(p->layout) != h->version)
+		ctx_log(p->ctx, LOGP_INFO, "%s: holds an image in the %s layout; writing the %s one, %s",
+			p->probe.path, imgdev_layout_name(layout_of_version(h->version)),
+			imgdev_layout_name(p->layout),
+			layout_asked(p->opts) == IMGDEV_LAYOUT_AUTO ? "as its sector size needs" : "as asked");
+	ctx_log(p->ctx, LOGP_INFO, "%s: %s layout (header version %u), the payload from byte %llu%s",
+		p->probe.path, imgdev_layout_name(p->layout), layout_version(p->layout),
+		(unsigned long long)p->data_offset, layout_reason(p));
+}
+
+/*
  * A URL whose file changed on the server during the copy starts over from
  * zero, hash and all, so often (and no more often than --retries says);
  * the device stays "writing" meanwhile. Then it is the server's failure.
@@ -283,15 +344,17 @@ static int write_image(struct provision *p)
 	int rc = check_overwrite_allowed(p->ctx, &p->probe, &p->h, p->opts->force);
 
 	if (rc == 0)
-		rc = check_write_target(p->ctx, p->be, &p->probe, p->src, p->opts);
+		rc = check_write_target(p->ctx, p->be, &p->probe, p->data_offset, p->src, p->opts);
 	if (rc == 0)
 		rc = bdev_open(p->ctx, p->device, O_RDWR | O_EXCL, &p->bd);
 	if (rc == 0)
 		rc = bdev_check_same(p->ctx, &p->probe, &p->bd);
+	if (rc == 0)
+		log_layout(p);
 	for (int restarts = 0; rc == 0;) {
-		p->src->room = p->bd.size - SECTOR_SIZE;
-		rc = provision_write(p->ctx, &p->bd, p->src, p->received, p->resume_at, p->opts,
-				     p->res);
+		p->src->room = layout_room(&p->bd, p->data_offset);
+		rc = provision_write(p->ctx, &p->bd, p->data_offset, p->src, p->received,
+				     p->resume_at, p->opts, p->res);
 		if (rc == -ERESTART) {
 			/* The resumed copy failed on what the device held: once more, all of it. */
 			ctx_log(p->ctx, LOGP_WARNING,
@@ -348,15 +411,26 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	if (rc < 0)
 		goto out;
 	hdr_decode(sector, sizeof(sector), &p.h);
+	rc = layout_choose(ctx, &p.probe, layout_asked(opts), &p.layout);
+	if (rc < 0)
+		goto out;
+	keep_interrupted_layout(&p);
+	p.data_offset = hdr_layout_offset(layout_version(p.layout));
 	rc = device_holds_image(&p);
 	if (rc == 1 && bytesrc_names_stream(image))
 		result_from_record(&p);
-	if (rc == 1)
-		ctx_log(ctx, LOGP_INFO, "%s: already holds this image; nothing written", p.probe.path);
-	else if (rc == 0)
+	if (rc == 1) {
+		p.layout = layout_of_version(p.h.version);
+		p.data_offset = hdr_data_offset(&p.h);
+		ctx_log(ctx, LOGP_INFO, "%s: already holds this image (%s layout); nothing written",
+			p.probe.path, imgdev_layout_name(p.layout));
+	} else if (rc == 0) {
 		rc = write_image(&p);
+	}
+	res->layout = p.layout;
+	res->data_offset = p.data_offset;
 	if (rc >= 0 && p.be)
-		rc = p.be->map_ensure(ctx, &p.probe, opts->name, &res->mapped_path);
+		rc = p.be->map_ensure(ctx, &p.probe, p.data_offset, opts->name, &res->mapped_path);
 out:
 	res->seconds = monotonic_seconds() - t0;
 	bdev_close(&p.bd);

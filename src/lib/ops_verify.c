@@ -38,14 +38,14 @@ static int verify_check_header(struct imgdev_ctx *ctx, const struct bdev *bd, co
 {
 	if (!hdr_has_magic(h))
 		return ctx_error(ctx, ENODATA, "%s: no image header in sector 0", bd->path);
-	if (h->version != HDR_VERSION || h->rec_status == REC_NEWER)
+	if (!hdr_version_known(h) || h->rec_status == REC_NEWER)
 		return ctx_error(ctx, EPROTO, "%s: header version %u (record version %u) is newer than this build understands",
 				 bd->path, h->version, h->rec.version);
 	if (h->rec_status == REC_ABSENT)
 		return ctx_error(ctx, ENODATA, "%s: no commit record (the header was written by Virtlet or `ensure`), so there is nothing to verify against",
 				 bd->path);
 	if (h->rec_status == REC_CORRUPT)
-		return ctx_error(ctx, EBADMSG, "%s: the commit record is damaged (bad checksum)", bd->path);
+		return ctx_error(ctx, EBADMSG, "%s: the commit record is damaged (a bad checksum, or fields that do not fit its header)", bd->path);
 	if (h->rec.state != REC_STATE_COMPLETE)
 		return ctx_error(ctx, ENODATA, "%s: the last write did not complete (state \"writing\"); provision again",
 				 bd->path);

@@ -60,16 +60,16 @@ void payload_sink_close(struct payload_sink *s)
 
 /*
  * Write len bytes of chunk c from start. Only the payload's short last
- * chunk is not a whole number of sectors, and it is always in c->buf,
- * never mapped: its padding (the chunk has CHUNK_PAD spare) is zeroed so
- * that O_DIRECT can write whole sectors.
+ * chunk is not a whole number of logical blocks, and it is always in
+ * c->buf, never mapped: its padding (the chunk has CHUNK_PAD spare, the
+ * largest logical block) is zeroed so that O_DIRECT can write whole blocks.
  */
 static int sink_write_data(struct payload_sink *s, struct chunk *c, uint32_t start, size_t len,
 			   uint64_t off)
 {
-	size_t room = (len + SECTOR_SIZE - 1) & ~(size_t)(SECTOR_SIZE - 1);
+	size_t room = (size_t)bdev_io_round_up(&s->io, len);
 
-	if (room != len && c->data == c->buf)
+	if (room != len && c->data == c->buf && room - len <= CHUNK_PAD)
 		memset(c->buf + start + len, 0, room - len);
 	else
 		room = len;
@@ -137,6 +137,19 @@ int payload_sink_write(struct payload_sink *s, struct chunk *c)
 			return chunk_error(c, rc, "%s", write_error(msg, sizeof(msg), s, at, rc));
 		b = e;
 	}
+	return 0;
+}
+
+int payload_sink_zero_gap(struct imgdev_ctx *ctx, struct payload_sink *s, uint64_t off,
+			  uint64_t len)
+{
+	uint64_t failed_at;
+	int rc = sink_zero(s, off, len, &failed_at);
+
+	if (rc < 0)
+		return ctx_error(ctx, -rc, "%s: zeroing bytes %llu to %llu, before the payload, failed: %s",
+				 s->io.bd->path, (unsigned long long)off,
+				 (unsigned long long)(off + len), strerror(-rc));
 	return 0;
 }
 

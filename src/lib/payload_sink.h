@@ -50,6 +50,13 @@ int payload_sink_write(struct payload_sink *s, struct chunk *c);
  * (every data write done); then payload_sink_sync flushes everything to
  * the device. 0 or -errno with the message in ctx.
  */
+/*
+ * Zero len bytes at device offset off that are not payload (the aligned
+ * layout's gap before it), as the payload's zero runs are zeroed; not
+ * counted as payload zeroed. 0 or -errno with the message in ctx.
+ */
+int payload_sink_zero_gap(struct imgdev_ctx *ctx, struct payload_sink *s, uint64_t off,
+			  uint64_t len);
 int payload_sink_flush_zeros(struct imgdev_ctx *ctx, struct payload_sink *s, bool last);
 int payload_sink_sync(struct imgdev_ctx *ctx, struct payload_sink *s);
 

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,20 +24,34 @@
 #include "payload_sink.h"
 #include "pipeline.h"
 
-/* Sector 0 for this write: v1 header plus record in the given state. */
+/*
+ * Sector 0 for this write: the header of the record's layout plus the
+ * record in the given state. In the aligned layout, the rest of the first
+ * logical block goes out with it as zeros (one atomic write on a device
+ * with 4096-byte sectors), as nothing but the header belongs there.
+ */
 static int write_commit(struct imgdev_ctx *ctx, const struct bdev *bd, const uint8_t *image_hash,
 			const struct commit_rec *rec)
 {
 	static const uint8_t none[IMGDEV_HASH_SIZE];
-	uint8_t sector[SECTOR_SIZE];
+	uint8_t small[ALIGNED_HEAD_SIZE] = { 0 };
+	uint16_t version = rec->data_offset == SECTOR_SIZE ? HDR_VERSION_VIRTLET : HDR_VERSION_ALIGNED;
+	size_t len = version == HDR_VERSION_VIRTLET ? SECTOR_SIZE : bdev_logical_block_size(bd);
+	uint8_t *head = len <= sizeof(small) ? small : calloc(1, len);
 	struct hdr h;
+	int rc;
 
-	hdr_init_v1(&h, image_hash ? image_hash : none);
+	if (!head)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	hdr_init(&h, version, image_hash ? image_hash : none);
 	h.rec_status = REC_VALID;
 	h.rec = *rec;
 	h.rec.commit_time = (uint64_t)time(NULL);
-	hdr_encode(&h, sector);
-	return bdev_write_sector0(ctx, bd, sector);
+	hdr_encode(&h, head);
+	rc = bdev_write_head(ctx, bd, head, len);
+	if (head != small)
+		free(head);
+	return rc;
 }
 
 /* The least time between two checkpoints. */
@@ -164,6 +179,21 @@ static void copy_release_chunk(void *arg, const struct chunk *c)
 	checkpoint(cp, c);
 }
 
+/*
+ * With step 2: in the aligned layout, the bytes between the first logical
+ * block and the payload zeroed, so that no older signature there (an LVM
+ * label in sector 1, a GPT header, an md superblock at 4 KiB) outlives the
+ * write and makes the device look like something else.
+ */
+static int zero_gap(struct imgdev_ctx *ctx, struct payload_sink *s, const struct bdev *bd)
+{
+	uint64_t from = bdev_logical_block_size(bd);
+
+	if (s->data_offset <= from)
+		return 0;
+	return payload_sink_zero_gap(ctx, s, from, s->data_offset - from);
+}
+
 /* Step 1: "writing", no image hash (the record names a given digest already). */
 static int mark_writing(struct imgdev_ctx *ctx, const struct bdev *bd, const struct identity *id,
 			struct commit_rec *rec)
@@ -264,14 +294,14 @@ static int copy_failed(struct imgdev_ctx *ctx, const struct bdev *bd, const stru
 	return rc;
 }
 
-int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc *src,
-		    struct bytesrc *received, uint64_t resume_at,
+int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
+		    struct imgsrc *src, struct bytesrc *received, uint64_t resume_at,
 		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
 {
 	struct commit_rec rec = { .version = REC_VERSION,
 				  .state = REC_STATE_WRITING,
 				  .block_size = CONTENT_BLOCK_SIZE,
-				  .data_offset = SECTOR_SIZE,
+				  .data_offset = data_offset,
 				  .image_size = src->size,
 				  .resume_at = resume_at };
 	struct copy cp = { .ctx = ctx,
@@ -289,9 +319,11 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 
 	atomic_init(&cp.reread_failed, false);
 	atomic_init(&cp.checkpoint_failed, false);
-	payload_sink_open(ctx, &cp.sink, bd, SECTOR_SIZE, src->name);
+	payload_sink_open(ctx, &cp.sink, bd, data_offset, src->name);
 	if (rc == 0)
 		rc = mark_writing(ctx, bd, &id, &rec);
+	if (rc == 0)
+		rc = zero_gap(ctx, &cp.sink, bd);
 	if (rc == 0) {
 		rc = copy_payload(ctx, &cp, &id, opts, &rec);
 		if (rc < 0)
@@ -308,6 +340,7 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, struct imgsrc
 		res->image_size = rec.image_size;
 		res->resumed_at = resume_at;
 		res->zeroing = payload_sink_zeroing(&cp.sink);
+		res->direct_io = bdev_io_all_direct(&cp.sink.io);
 		payload_sink_log_zeroing(ctx, &cp.sink);
 	}
 	payload_sink_close(&cp.sink);

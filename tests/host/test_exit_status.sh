@@ -105,8 +105,7 @@ expect 'an image imgdev does not support (qcow2 with a backing file, encrypted):
 	qemu-img create -q -f qcow2 -b "$tmp/base.qcow2" -F qcow2 "$tmp/over.qcow2"
 	run_imgdev provision "$d" "$tmp/over.qcow2" --no-map; status_is 7 "$tmp/over.qcow2: qcow2:" "backing file"
 	run_imgdev info "$tmp/over.qcow2"; status_is 7 "backing file"; assert_contains "$out" "supported:    no"
-	qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \
-		-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 "$tmp/enc.qcow2" 4M
+	luks_qcow2 "$tmp/enc.qcow2"
 	run_imgdev provision "$d" "$tmp/enc.qcow2" --no-map; status_is 7 "encrypted; not supported"'
 
 expect 'a device too small for the image, or for a header: provision, map, ensure and header exit 8' '

@@ -23,6 +23,7 @@ fi
 tmp=$(mktemp -d /var/tmp/imgdev-http.XXXXXX)
 cleanup() {
 	net_stop
+	detach_loops_under "$tmp"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -781,6 +782,36 @@ case_resume_unreadable() {
 	assert_eq "$(net_log_ranges /res6.raw | tr '\n' ' ')" "bytes=$at- - " "a resumed GET, then the whole file"
 }
 
+# resumed_aligned DEV NAME: interrupt a provision of big.raw (as /slow/NAME.raw)
+# onto DEV in the aligned layout, then rerun it without --layout: it resumes,
+# the payload at 1 MiB. The rerun's JSON in $resumed_json.
+resumed_aligned() {
+	ln -f "$www/big.raw" "$www/$2.raw"
+	dg=sha256:$(sha "$www/big.raw")
+	at=$(kill_at_checkpoint "$1" "$NET_HTTP/slow/$2.raw" --digest "$dg" --layout aligned)
+	[ "$at" -gt 0 ] || { echo "no resume point"; return 1; }
+	assert_eq "$(payload_offset "$1")" 1048576 "the interrupted write's layout"
+	run_net -v provision --no-map --json "$1" "$NET_HTTP/$2.raw" --digest "$dg"
+	assert_rc 0
+	assert_contains "$err" "aligned layout (header version 2), the payload from byte 1048576, as the interrupted write before it was"
+	assert_eq "$(jfield resumed_at <<<"$out")" "$at"
+	assert_eq "$(jfield layout <<<"$out")" aligned
+	resumed_json=$out
+	holds "$1" "$www/big.raw" "$www/big.raw"
+	only_range "$2.raw" "$at"
+}
+
+case_resume_aligned() {
+	# A file (512-byte sectors, where the default would be Virtlet's layout).
+	resumed_aligned "$(new_dev res7 34M)" res7
+	# A loop device of 4096-byte sectors: the bytes before the point re-read with O_DIRECT.
+	truncate -s 34M "$tmp/res8-back"
+	l=$(losetup -f --show --sector-size 4096 "$tmp/res8-back")
+	resumed_aligned "$l" res8
+	assert_eq "$(jfield direct_io <<<"$resumed_json")" true
+	losetup -d "$l"
+}
+
 case_resume_not_there() {
 	# Without a digest, no resume point is recorded (within 5 s: one would be by 3).
 	d=$(new_dev resume-nodigest 32M)
@@ -852,6 +883,7 @@ run_case case_retries_exhausted 'breaks in a row beyond --retries (0, 2) exit 11
 run_case case_resume_across_runs 'a raw URL with its digest killed mid-download leaves a resume point; the rerun fetches only the rest (one Range GET) and commits the image'
 run_case case_resume_wrong_prefix 'a resumed write over bytes that are not the start of the image fails its digest and starts over from the first byte: the image, committed'
 run_case case_resume_unreadable 'a resumed write whose bytes on the device cannot be read back (EIO, injected) starts over from the first byte: the image, committed'
+run_case case_resume_aligned 'an interrupted write in the aligned layout (a file, and a 4096-byte-sector loop device) resumes on a rerun without --layout, in that layout: one Range GET, the image committed at 1 MiB'
 run_case case_resume_not_there 'no resume point without a digest, for a compressed image, or after a digest mismatch; one left for another image is not used: written whole'
 run_case case_resume_range_ignored 'a resumed write from a server that ignores Range skips the bytes it has: the image, committed'
 

@@ -545,9 +545,7 @@ expect 'a qcow2 with a backing file is refused ("backing file") and nothing is w
 	refuse "$tmp/over.qcow2" "backing file"'
 
 expect 'an encrypted qcow2 (LUKS, and legacy AES) is refused ("encrypted") and nothing is written' '
-	rm -f "$tmp/enc.qcow2"
-	qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \
-		-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 "$tmp/enc.qcow2" 4M
+	luks_qcow2 "$tmp/enc.qcow2"
 	refuse "$tmp/enc.qcow2" "encrypt"
 	rm -f "$tmp/aes.qcow2"
 	qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \

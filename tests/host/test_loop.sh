@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host tests of the loop backend: the payload of a file or of a loop-backed
-# "disk" mapped as a loop device at offset 512 (checked through sysfs and by
-# reading it back), found by name in list, unmapped with its link; provision
+# "disk" mapped as a loop device at offset 512, or 1 MiB in the aligned layout
+# (checked through sysfs and by reading it back), found by name in list, unmapped with its link; provision
 # through it; names and duplicates refused. Needs root and loop devices.
 . "$(dirname "$0")/../lib.sh"
 
@@ -89,6 +89,45 @@ $run/virtlet-dm-prov"
 	L provision "$tmp/disk" "$img" --name virtlet-dm-prov; assert_rc 1
 	assert_contains "$err" "maps something other"
 	L unmap virtlet-dm-prov; assert_rc 0'
+
+expect 'the aligned layout: a file and a 4096-byte-sector disk mapped from byte 1 MiB, listed, matched, unmapped; a loop at 512 over it is not ours' '
+	d=$tmp/adisk; truncate -s 8M "$d"
+	L provision "$d" "$img" --name virtlet-dm-al --layout aligned; assert_rc 0
+	n=$(loopname virtlet-dm-al)
+	assert_eq "$(cat /sys/block/$n/loop/offset)" 1048576
+	assert_eq "$(cat /sys/block/$n/loop/sizelimit)" $((7 * 1048576))
+	cmp <(head -c "$size" "$run/virtlet-dm-al") "$img"
+	L list; assert_contains "$out" virtlet-dm-al
+	L provision "$d" "$img" --name virtlet-dm-al; assert_rc 0
+	assert_eq "$out" "matched
+$run/virtlet-dm-al"
+	L unmap virtlet-dm-al; assert_rc 0
+	# map (after provision --no-map) follows the header too.
+	L map "$d" virtlet-dm-al2 --image-size "$size"; assert_rc 0
+	assert_eq "$(cat /sys/block/$(loopname virtlet-dm-al2)/loop/offset)" 1048576
+	L unmap virtlet-dm-al2; assert_rc 0
+	# A marked loop at 512 (the Virtlet layout'"'"'s offset) shows no payload of this header.
+	x=$("$(dirname "$IMGDEV")/tests/loop-attach-named" "$d" 512 IMGDEV:virtlet-dm-x512)
+	L list; assert_eq "$out" ""
+	L unmap virtlet-dm-x512; assert_rc 1
+	losetup -d "$x"
+	f=$tmp/a4k; truncate -s 8M "$f"; b=$(losetup -f --show --sector-size 4096 "$f")
+	L provision "$b" "$img" --name virtlet-dm-al4k; assert_rc 0
+	n=$(loopname virtlet-dm-al4k)
+	assert_eq "$(cat /sys/block/$n/loop/offset)" 1048576
+	assert_eq "$(cat /sys/block/$n/queue/logical_block_size)" 4096 "the mapping'"'"'s sector size"
+	cmp <(head -c "$size" "$run/virtlet-dm-al4k") "$img"
+	run_imgdev verify "$b"; assert_rc 0
+	L unmap virtlet-dm-al4k; assert_rc 0
+	losetup -d "$b"
+	# A device in Virtlet'"'"'s layout seen through 4096-byte sectors cannot be mapped there.
+	v=$tmp/v4k; truncate -s 8M "$v"
+	run_imgdev provision "$v" "$img" --no-map --layout virtlet; assert_rc 0
+	b=$(losetup -f --show --sector-size 4096 "$v")
+	L map "$b" virtlet-dm-v4k --image-size "$size"; assert_rc 2
+	assert_contains "$err" "starts at byte 512 (Virtlet'"'"'s layout), inside the first of its 4096-byte logical sectors"
+	[ ! -e "$run/virtlet-dm-v4k" ]
+	losetup -d "$b"'
 
 expect 'provision with a name that maps another device writes nothing' '
 	L map "$disk" virtlet-dm-taken --image-size "$size"; assert_rc 0

@@ -87,13 +87,13 @@ expect 'provision --no-map writes magic, version, image hash and a complete comm
 	assert_eq "$(stat -c %s "$d")" 1048576 "device size"
 	payload_is "$d" "$tmp/img1"'
 
-expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, resumed_at 0, zeroing, seconds' '
+expect 'provision --json prints one object: written, null mapped_path, hashes, sizes, resumed_at 0, zeroing, layout, seconds' '
 	rand "$tmp/img2" 300001
 	d=$(new_disk d2 $(room 300001))
 	run_imgdev provision "$d" "$tmp/img2" --no-map --json; assert_rc 0; assert_eq "$err" ""
 	assert_eq "$(printf "%s\n" "$out" | head -n 1)" "{"
 	assert_eq "$(printf "%s\n" "$out" | tail -n 1)" "}"
-	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 10 "number of keys"
+	assert_eq "$(printf "%s\n" "$out" | grep -c "^ *\"[a-z_]*\":")" 13 "number of keys"
 	assert_eq "$(jfield written <<<"$out")" true
 	assert_eq "$(jfield mapped_path <<<"$out")" null
 	assert_eq "$(jfield image_hash <<<"$out")" "sha256:$(sha "$tmp/img2")"
@@ -104,6 +104,9 @@ expect 'provision --json prints one object: written, null mapped_path, hashes, s
 	assert_eq "$((w + z))" 300001 "bytes_written + bytes_zeroed"
 	assert_eq "$(jfield resumed_at <<<"$out")" 0 "resumed_at of a file"
 	assert_eq "$(jfield zeroing <<<"$out")" none "zeroing of random bytes"
+	assert_eq "$(jfield layout <<<"$out")" virtlet "the default layout on a file"
+	assert_eq "$(jfield data_offset <<<"$out")" 512
+	assert_eq "$(jfield direct_io <<<"$out")" false "O_DIRECT on a file"
 	s=$(jfield seconds <<<"$out")
 	[[ $s =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "seconds [$s]"; exit 1; }
 	payload_is "$d" "$tmp/img2"'
@@ -434,13 +437,18 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		l=$(losetup -f --show "${@:3}" "$f") || return 1
 		echo "$l"
 	}
-	# via_dev DEV IMAGE: read the payload back through the device with O_DIRECT too.
-	via_dev() {
-		local n
+	# via_dev_at DEV IMAGE OFFSET [BLOCK]: read the payload at OFFSET back through the
+	# device with O_DIRECT, in BLOCKs (512).
+	via_dev_at() {
+		local n b=${4:-512}
 		n=$(stat -c %s "$2")
+		dd if="$1" iflag=direct bs="$b" skip=$(($3 / b)) count=$(((n + b - 1) / b)) status=none |
+			cmp -n "$n" - "$2" || { echo "O_DIRECT read of $1 differs"; return 1; }
+	}
+	# via_dev DEV IMAGE: the payload (Virtlet's layout), and read back with O_DIRECT too.
+	via_dev() {
 		payload_is "$1" "$2"
-		dd if="$1" iflag=direct bs=512 count=$(((n + 511) / 512 + 1)) status=none |
-			cmp -n "$n" -i 512:0 - "$2" || { echo "O_DIRECT read of $1 differs"; return 1; }
+		via_dev_at "$1" "$2" 512
 	}
 
 	expect 'provision --no-map on a loop device: layout, payload in the backing file and through the device, then matched' '
@@ -551,12 +559,61 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		assert_eq "$(on_dev "$tmp/ztrace" "$l" "BLKZEROOUT," | wc -l)" 6 "BLKZEROOUT calls"
 		umount "$tmp/ramfs"'
 
-	expect 'a loop device with 4096-byte sectors takes the image byte for byte' '
+	expect 'a loop device with 4096-byte sectors: the aligned layout by default, through O_DIRECT, byte for byte; the Virtlet layout refused' '
 		mixed "$tmp/l4k"
-		l=$(loopdev l4kback 1048576 -b 4096)
-		run_imgdev provision "$l" "$tmp/l4k" --no-map; assert_rc 0; assert_eq "$out" written
+		n=$(stat -c %s "$tmp/l4k")
+		l=$(loopdev l4kback $(room_aligned "$n") -b 4096)
+		before=$(sha "$l")
+		run_imgdev provision "$l" "$tmp/l4k" --no-map --layout virtlet; assert_rc 2
+		assert_contains "$err" "4096-byte logical sectors" "use the aligned layout"
+		assert_eq "$(sha "$l")" "$before" "the device after a refusal"
+		run_imgdev -v provision "$l" "$tmp/l4k" --no-map --json; assert_rc 0
+		assert_contains "$err" "aligned layout (header version 2), the payload from byte 1048576, the default"
+		assert_eq "$(jfield layout <<<"$out")" aligned
+		assert_eq "$(jfield data_offset <<<"$out")" 1048576
+		assert_eq "$(jfield direct_io <<<"$out")" true "O_DIRECT in 4096-byte blocks"
+		assert_eq "$(payload_offset "$l")" 1048576
 		payload_is "$l" "$tmp/l4k"; payload_is "$tmp/l4kback" "$tmp/l4k"
+		# Nothing but the header before the payload: the first MiB is zeros after byte 512.
+		assert_eq "$(head -c 1048576 "$tmp/l4kback" | tail -c +513 | tr -d "\\0" | wc -c)" 0
+		dd if="$l" iflag=direct bs=4096 skip=256 count=$(((n + 4095) / 4096)) status=none |
+			cmp -n "$n" - "$tmp/l4k" || { echo "O_DIRECT read of $l differs"; exit 1; }
 		run_imgdev verify "$l"; assert_rc 0
+		run_imgdev provision "$l" "$tmp/l4k" --no-map; assert_rc 0; assert_eq "$out" matched
+		run_imgdev provision "$l" "$tmp/l4k" --no-map --layout aligned; assert_rc 0
+		assert_eq "$out" matched "asked for the layout it holds"
+		run_imgdev header --json "$l"; assert_eq "$(jfield version <<<"$out")" 2
+		assert_eq "$(jfield layout <<<"$out")" aligned
+		losetup -d "$l"'
+
+	expect 'sectors larger than 4096 bytes (8192, where the kernel takes them): the first sector all zeros after the header, the payload at 1 MiB' '
+		mixed "$tmp/l8k"
+		n=$(stat -c %s "$tmp/l8k")
+		f=$(new_disk l8kback $(room_aligned "$n" 8192))
+		head -c "$(stat -c %s "$f")" /dev/urandom | dd of="$f" conv=notrunc status=none
+		l=$(losetup -f --show --sector-size 8192 "$f" 2>/dev/null) || { echo "(this kernel takes no 8192-byte sectors)"; exit 0; }
+		run_imgdev provision "$l" "$tmp/l8k" --no-map --force --json; rc2=$rc; out2=$out
+		losetup -d "$l"
+		assert_eq "$rc2" 0; assert_eq "$(jfield layout <<<"$out2")" aligned
+		assert_eq "$(head -c 1048576 "$f" | tail -c +513 | tr -d "\\0" | wc -c)" 0 "bytes 512 to 1 MiB"
+		payload_is "$f" "$tmp/l8k"'
+
+	expect 'the aligned layout on a 512-byte-sector loop device: written, matched, the Virtlet layout asked for rewrites it, and back' '
+		mixed "$tmp/l512a"
+		n=$(stat -c %s "$tmp/l512a")
+		l=$(loopdev l512aback $(room_aligned "$n"))
+		head -c 1048576 /dev/urandom | dd of="$l" oflag=direct bs=64k status=none
+		run_imgdev provision "$l" "$tmp/l512a" --no-map --force --layout aligned --json; assert_rc 0
+		assert_eq "$(jfield layout <<<"$out")" aligned; assert_eq "$(jfield direct_io <<<"$out")" true
+		payload_is "$l" "$tmp/l512a"; via_dev_at "$l" "$tmp/l512a" 1048576
+		assert_eq "$(head -c 1048576 "$tmp/l512aback" | tail -c +513 | tr -d "\\0" | wc -c)" 0 "the gap zeroed"
+		run_imgdev provision "$l" "$tmp/l512a" --no-map; assert_eq "$out" matched "auto takes either layout"
+		run_imgdev -v provision "$l" "$tmp/l512a" --no-map --layout virtlet; assert_rc 0
+		assert_eq "$out" written; assert_contains "$err" "holds an image in the aligned layout; writing the virtlet one"
+		assert_eq "$(payload_offset "$l")" 512; payload_is "$l" "$tmp/l512a"; via_dev "$l" "$tmp/l512a"
+		run_imgdev verify "$l"; assert_rc 0
+		run_imgdev provision "$l" "$tmp/l512a" --no-map --layout aligned; assert_eq "$out" written
+		payload_is "$l" "$tmp/l512a"; run_imgdev verify "$l"; assert_rc 0
 		losetup -d "$l"'
 
 	expect 'verify through a loop device catches a flipped payload byte' '
@@ -575,11 +632,13 @@ if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
 		holey "$tmp/lholey"; n=$(stat -c %s "$tmp/lholey"); dg=$(sha "$tmp/lholey")
 		for b in 512 4096; do
 			# A whole number of sectors: the kernel cannot read a partial last one.
-			l=$(loopdev "lholey-back$b" $((($(room "$n") + b - 1) / b * b)) -b "$b")
+			sz=$((($(room "$n") + b - 1) / b * b))
+			[ "$b" = 512 ] || sz=$(room_aligned "$n" "$b")
+			l=$(loopdev "lholey-back$b" "$sz" -b "$b")
 			run_imgdev provision "$l" "$tmp/lholey" --no-map --digest "sha256:$dg"; assert_rc 0
 			assert_eq "$out" written "sector size $b"
 			payload_is "$l" "$tmp/lholey"; payload_is "$tmp/lholey-back$b" "$tmp/lholey"
-			[ "$b" = 4096 ] || via_dev "$l" "$tmp/lholey"	# its reads are of 512 bytes
+			if [ "$b" = 512 ]; then via_dev "$l" "$tmp/lholey"; else via_dev_at "$l" "$tmp/lholey" 1048576 4096; fi
 			run_imgdev verify "$l"; assert_rc 0
 			losetup -d "$l"
 		done'

@@ -199,6 +199,58 @@ virtlet-dm-loopside"
 	[ ! -L /run/imgdev/virtlet-dm-loopside ]
 	run_imgdev unmap virtlet-dm-dmside; assert_rc 0'
 
+# The aligned layout (header version 2, the payload at sector 2048), on loop
+# devices over tmpfs files: one with 4096-byte sectors, where Virtlet's layout
+# cannot be, and one with 512-byte sectors.
+img4k=$work/img4k
+head -c 3000000 /dev/urandom >"$img4k"
+head -c 1000000 /dev/zero >>"$img4k"
+head -c 333 /dev/urandom >>"$img4k"
+size4k=$(stat -c %s "$img4k")
+loop_over() { # loop_over NAME BYTES SECTOR: a loop device over a new file in /dev/shm
+	truncate -s "$2" "/dev/shm/$1"
+	losetup -f --show --sector-size "$3" "/dev/shm/$1"
+}
+
+expect 'a 4096-byte-sector disk: the Virtlet layout refused; the aligned one through O_DIRECT, mapped from sector 2048 in 4096-byte sectors, listed, verified, matched, unmapped' '
+	l=$(loop_over d4k 16M 4096); L=$(devno "$l")
+	before=$(dm_names)
+	run_imgdev provision "$l" "$img4k" --name virtlet-dm-4k --layout virtlet; assert_rc 2
+	assert_contains "$err" "4096-byte logical sectors: Virtlet"
+	assert_eq "$(dm_names)" "$before"
+	# Nor could Virtlet map it: a linear target at sector 1 of it is refused.
+	! dmsetup create virtlet-dm-at1 --table "0 8 linear $l 1" 2>/dev/null
+	dmsetup remove virtlet-dm-at1 2>/dev/null || true
+	run_imgdev provision "$l" "$img4k" --name virtlet-dm-4k --json; assert_rc 0
+	assert_eq "$(jget layout "$out")" aligned; assert_eq "$(jget direct_io "$out")" true
+	n=$(sectors "$l")
+	assert_eq "$(dmsetup table virtlet-dm-4k)" "0 $((n - 2048)) linear $L 2048"
+	assert_eq "$(blockdev --getss /dev/mapper/virtlet-dm-4k)" 4096
+	cmp -n "$size4k" /dev/mapper/virtlet-dm-4k "$img4k"
+	run_imgdev list --json; assert_contains "$out" "\"name\": \"virtlet-dm-4k\""
+	run_imgdev provision "$l" "$img4k" --name virtlet-dm-4k; assert_rc 0
+	assert_eq "$out" "matched
+/dev/mapper/virtlet-dm-4k"
+	run_imgdev unmap virtlet-dm-4k; assert_rc 0
+	run_imgdev verify "$l"; assert_rc 0
+	run_imgdev map "$l" virtlet-dm-4k --image-size "$size4k"; assert_rc 0
+	assert_eq "$(dmsetup table virtlet-dm-4k)" "0 $((n - 2048)) linear $L 2048"
+	run_imgdev unmap virtlet-dm-4k; assert_rc 0
+	losetup -d "$l"; rm -f /dev/shm/d4k'
+
+expect 'the aligned layout on a 512-byte-sector disk: a table at sector 2048; one at sector 1 over it is no image mapping' '
+	l=$(loop_over d512a 16M 512); L=$(devno "$l")
+	run_imgdev provision "$l" "$img4k" --name virtlet-dm-al --layout aligned; assert_rc 0
+	n=$(sectors "$l")
+	assert_eq "$(dmsetup table virtlet-dm-al)" "0 $((n - 2048)) linear $L 2048"
+	cmp -n "$size4k" /dev/mapper/virtlet-dm-al "$img4k"
+	run_imgdev unmap virtlet-dm-al; assert_rc 0
+	dmsetup create virtlet-dm-al1 --table "0 100 linear $l 1"
+	run_imgdev list; case $out in *virtlet-dm-al1*) echo "listed: $out"; exit 1 ;; esac
+	run_imgdev unmap virtlet-dm-al1; assert_rc 1; assert_contains "$err" "not an image mapping"
+	dmsetup remove virtlet-dm-al1
+	losetup -d "$l"; rm -f /dev/shm/d512a'
+
 dmsetup remove_all 2>/dev/null
 rm -rf "$work"
 finish

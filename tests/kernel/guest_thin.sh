@@ -58,8 +58,10 @@ data_blocks=$("$NONZERO_BLOCKS" "$img" $G)
 device_blocks=$("$NONZERO_BLOCKS" "$img" $G 512)
 echo "# image: $size bytes, $data_blocks blocks of data, $device_blocks device blocks at the least; ${SECONDS}s to make"
 
-# The volume: exactly the room the image needs.
-sectors=$((size / 512 + 1))
+# The volume: exactly the room the image needs, in the layout (thin_create LAYOUT).
+sectors_for() { # sectors_for virtlet|aligned
+	if [ "$1" = aligned ]; then echo $((2048 + (size + 4095) / 4096 * 8)); else echo $((size / 512 + 1)); fi
+}
 
 pool_create() { # pool_create [FEATURES...]: the pool over ubdk and ubdl
 	local feat=("$@")
@@ -67,7 +69,8 @@ pool_create() { # pool_create [FEATURES...]: the pool over ubdk and ubdl
 	dmsetup mknodes thinpool
 }
 used_blocks() { dmsetup status thinpool | awk '{ split($6, a, "/"); print a[1] }'; }
-thin_create() {
+thin_create() { # thin_create [LAYOUT]: a new volume with room for the image in LAYOUT
+	sectors=$(sectors_for "${1:-virtlet}")
 	# What a failed case left.
 	dmsetup remove thin 2>/dev/null || true
 	dmsetup message thinpool 0 "delete 0" 2>/dev/null || true
@@ -77,25 +80,33 @@ thin_create() {
 }
 thin_delete() { dmsetup remove thin && dmsetup message thinpool 0 "delete 0"; }
 
-# thin_case IMAGE fresh|used: provision IMAGE onto a new thin volume (used:
-# filled with random bytes first); byte-exact, verified, zeroing "discard",
-# and used blocks between the image's data blocks and 5 % more. On a fresh
-# volume of a pool that zeroes new blocks, no zeros need writing at all.
+# thin_case IMAGE fresh|used [LAYOUT]: provision IMAGE in LAYOUT (virtlet)
+# onto a new thin volume (used: filled with random bytes first); byte-exact,
+# verified, zeroing "discard", and used blocks between the image's data
+# blocks and 5 % more. On a fresh volume of a pool that zeroes new blocks,
+# no zeros need writing at all.
+# least_blocks LAYOUT: the fewest pool blocks the image can take on a volume in
+# LAYOUT: the aligned one's payload starts on a block boundary, after the
+# header's block and zeros.
+least_blocks() {
+	if [ "$1" = aligned ]; then echo $((data_blocks + 1)); else echo "$device_blocks"; fi
+}
 thin_case() {
-	local image=$1 kind=$2 before after
-	thin_create
+	local image=$1 kind=$2 layout=${3:-virtlet} before after
+	thin_create "$layout"
 	if [ "$kind" = used ]; then
 		head -c $((sectors * 512)) /dev/urandom | dd of=/dev/mapper/thin bs=1M iflag=fullblock oflag=direct status=none
 	fi
 	before=$(used_blocks)
-	run_imgdev -v provision /dev/mapper/thin "$image" --no-map --json
+	run_imgdev -v provision /dev/mapper/thin "$image" --no-map --json --layout "$layout"
 	log=$err
 	after=$(used_blocks)
-	echo "${image##*/} onto a $kind${skip_zeroing:+ (skip_block_zeroing)} volume: pool blocks" \
-		"$before before, $after after ($data_blocks data, $device_blocks least)," \
+	echo "${image##*/} onto a $kind${skip_zeroing:+ (skip_block_zeroing)} volume, $layout layout: pool blocks" \
+		"$before before, $after after ($data_blocks data, $(least_blocks "$layout") least)," \
 		"$(jfield seconds <<<"$out") s; $(grep -o "zero ranges.*" <<<"$log"); ${SECONDS}s so far" >>"$work/figures"
 	assert_rc 0
 	assert_eq "$(jfield zeroing <<<"$out")" discard
+	assert_eq "$(jfield layout <<<"$out")" "$layout"
 	assert_contains "$log" "discard, then read back"
 	payload_is /dev/mapper/thin "$img"
 	run_imgdev verify /dev/mapper/thin; assert_rc 0; assert_eq "$out" ok
@@ -122,8 +133,10 @@ expect 'a thin volume discards but cannot write zeroes (the case this is for)' '
 
 for f in image.raw image.qcow2 image.raw.zst; do
 	for kind in fresh used; do
-		expect "$f onto a $kind thin volume: byte-exact, verified, by discard, pool blocks within 5 % of the data" "
-			thin_case \"\$work/$f\" $kind"
+		for layout in virtlet aligned; do
+			expect "$f onto a $kind thin volume, $layout layout: byte-exact, verified, by discard, pool blocks within 5 % of the data" "
+				thin_case \"\$work/$f\" $kind $layout"
+		done
 	done
 done
 
