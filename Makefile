@@ -5,8 +5,9 @@ BUILD ?= build
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 300
-# Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP).
-BENCH ?= provision http
+# Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP),
+# thin (dm-thin volumes, in user-mode Linux).
+BENCH ?= provision http thin
 
 .PHONY: all build test demo install bench fuzz clean
 
@@ -36,7 +37,7 @@ install: build
 bench: build
 	@tests/deps.sh bench
 	@for b in $(BENCH); do \
-		case $$b in provision | http) ;; *) echo "make bench: BENCH names provision and http, not $$b" >&2; exit 2 ;; esac; \
+		case $$b in provision | http | thin) ;; *) echo "make bench: BENCH names provision, http and thin, not $$b" >&2; exit 2 ;; esac; \
 		echo "bench/$$b"; bench/$$b || exit $$?; \
 	done
 
