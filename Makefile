@@ -6,8 +6,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 300
 # Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP),
-# thin (dm-thin volumes, in user-mode Linux).
-BENCH ?= provision http thin
+# thin (dm-thin volumes, in user-mode Linux), align (the layouts on 4096-byte-sector loop devices).
+BENCH ?= provision http thin align
 
 .PHONY: all build test demo install bench fuzz clean
 
@@ -37,7 +37,7 @@ install: build
 bench: build
 	@tests/deps.sh bench
 	@for b in $(BENCH); do \
-		case $$b in provision | http | thin) ;; *) echo "make bench: BENCH names provision, http and thin, not $$b" >&2; exit 2 ;; esac; \
+		case $$b in provision | http | thin | align) ;; *) echo "make bench: BENCH names provision, http, thin and align, not $$b" >&2; exit 2 ;; esac; \
 		echo "bench/$$b"; bench/$$b || exit $$?; \
 	done
 
