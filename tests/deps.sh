@@ -3,8 +3,11 @@
 # Usage: tests/deps.sh build|test|bench|demo   (idempotent; a no-op when all present)
 set -euo pipefail
 
-build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev libcurl4-openssl-dev)
-test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev nginx-light openssl python3 nbdkit)
+build=(meson ninja-build pkg-config gcc libssl-dev libjson-c-dev libcmocka-dev libblkid-dev zlib1g-dev libdeflate-dev libzstd-dev liblzma-dev libcurl4-openssl-dev libarchive-dev)
+test=("${build[@]}" qemu-utils gzip xz-utils zstd user-mode-linux busybox-static dmsetup util-linux fdisk e2fsprogs xfsprogs xxd jq strace valgrind clang libclang-rt-14-dev nginx-light openssl python3 nbdkit
+	# the container-registry tests (tests/net/registry.sh): the distribution registry,
+	# skopeo to push to it, htpasswd for its basic auth, curl for the harness's selftest.
+	docker-registry skopeo apache2-utils curl)
 # bench/http: nginx-light, nbdkit, curl, and time for /usr/bin/time.
 bench=("${test[@]}" qemu-utils hyperfine nginx-light nbdkit curl time)
 demo=("${build[@]}" util-linux e2fsprogs jq)
