@@ -100,6 +100,10 @@ def read_head(sock, timeout):
                 raise ValueError("connection closed inside the head")
             return None, b""
         data += chunk
+        if data[:1] == b"\x16":
+            # A TLS handshake, not HTTP: skopeo tries https first on a registry it
+            # may not verify, and falls back to http once the connection closes.
+            return None, b""
     end = data.index(b"\r\n\r\n") + 4
     return data[:end], data[end:]
 
