@@ -36,11 +36,12 @@ TSAN_OPTIONS=halt_on_error=1:exitcode=66 run_suite "unit (thread sanitizer)" \
 	meson test -C build-tsan --print-errorlogs --timeout-multiplier 10
 
 # servers_left NAME: a suite must stop every server it started (nginx, the
-# fault proxy; tests/net/servers.sh), also when it failed: any still running
-# fails the suite named, and is stopped here.
+# fault proxy; tests/net/servers.sh; the registries and the token front,
+# tests/net/registry.sh), also when it failed: any still running fails the
+# suite named, and is stopped here.
 servers_left() {
 	local pids
-	pids=$(pgrep -f -- '-p /var/tmp/imgdev-[a-z]+\.[A-Za-z0-9]+/net/|tests/net/faultproxy\.py' || true)
+	pids=$(pgrep -f -- '-p /var/tmp/imgdev-[a-z]+\.[A-Za-z0-9]+/net/|tests/net/faultproxy\.py|docker-registry serve .*/imgdev-registry\.yml|tests/net/token-front\.py' || true)
 	[ -z "$pids" ] && return 0
 	echo "servers left running after $1:"
 	ps -o pid,args -p "$(tr '\n' ',' <<<"$pids" | sed 's/,$//')"
@@ -53,6 +54,10 @@ for t in tests/host/test_*.sh; do
 	IMGDEV=$PWD/build-asan/imgdev run_suite "host ${t##*/} (sanitizers)" "$t"
 	run_suite "host ${t##*/} (sanitizers): no servers left" servers_left "${t##*/} (sanitizers)"
 done
+# The container-registry harness (tests/net/registry.sh) that the registry
+# tests stand on: about 30 s.
+run_suite "net registry-selftest.sh" tests/net/registry-selftest.sh
+run_suite "net registry-selftest.sh: no servers left" servers_left registry-selftest.sh
 # Memory and descriptor hygiene: the unit tests and the header and safety host
 # tests under valgrind (leaks and invalid accesses fail the run).
 vg="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"
