@@ -165,8 +165,8 @@ sanity() {
 	[[ " $counts " == *" final=B "* ]] || { echo "the device does not hold B committed"; return 1; }
 }
 
-# show: the summaries the last test left, for the log.
-show() {
+# summary: the counts of the runs the last test made (judge_log), for the log.
+summary() {
 	[ -s "$work/summaries" ] && cat "$work/summaries"
 	: >"$work/summaries"
 }
@@ -212,12 +212,29 @@ for L in "${layouts[@]}"; do
 	expect "provision B over A ($L), cut at every flush and in random subsets: the invariant holds" '
 		start_state '"$L"'
 		complete_run complete "B over A ('"$L"')" "$start" $(layout_args '"$L"')'
-	show
+	summary
 	expect "provision B over A ($L) with --digest, cut the same way: the invariant holds" '
 		start_state '"$L"'
 		complete_run complete "B over A ('"$L"'), --digest" "$start" --digest "sha256:$hashB" $(layout_args '"$L"')'
-	show
+	summary
 done
+
+# The judge can fail: the last log (B over A, complete) replayed with
+# discards keeping the old bytes ends with B named over A's bytes, a state
+# the device never had; and judged as ensure's, its writing record is a
+# sector 0 that is neither the old nor the new one.
+expect 'the judge finds the bad states it is shown: discards replayed as no-ops, a provision judged as an ensure' '
+	start=$work/start-'"${layouts[-1]}"' rc=0
+	"$POWERCUT_CHECK" $logdev "$start" "$work/state" --seeds 0 --image "B:$hashB:$imgB" \
+		--actual "$work/actual" >"$work/check.out" 2>&1 || rc=$?
+	assert_eq $rc 1
+	assert_contains "$(cat "$work/check.out")" "header names B over a payload that is not B"
+	assert_contains "$(cat "$work/check.out")" "bad actual: the device after the run differs from the complete replay"
+	rc=0
+	"$POWERCUT_CHECK" $logdev "$start" "$work/state" --seeds 0 $DISCARD_ZERO --ensure \
+		--image "B:$hashB:$imgB" >"$work/check.out" 2>&1 || rc=$?
+	assert_eq $rc 1
+	assert_contains "$(cat "$work/check.out")" "sector 0 is neither the old one nor the new one"'
 
 # Killed runs: B over A, killed with SIGKILL after a random delay between 0
 # and 1.2 times what a complete run took, one delay in each of KILLS equal
@@ -247,7 +264,7 @@ expect "provision B over A through a slow disk ($slow), to completion: the kills
 	start_state '"${layouts[0]}"'
 	complete_run complete "B over A through the slow disk ('"${layouts[0]}"')" "$start" $(layout_args '"${layouts[0]}"')
 	cp "$work/ms" "$work/ms-slow"'
-show
+summary
 span=$(cat "$work/ms-slow" 2>/dev/null || echo 1000)
 span=$((span * 12 / 10))
 RANDOM=$KILL_SEED
@@ -281,7 +298,7 @@ for k in $(seq 0 $((KILLS - 1))); do
 		where=$(landed $rc)
 		echo "$where" >>"$work/landings"
 		judge_log killed "killed after '"$ms"' ms ('"$L${digest:+, --digest}"'): exit $rc, landed: $where" "$start"'
-	show
+	summary
 done
 if [ "$KILLS" -gt 0 ]; then
 	echo "# kills landed: $(sort "$work/landings" 2>/dev/null | uniq -c | awk '{ printf "%s%s %s", s, $1, $2; s = ", " }')"
@@ -316,7 +333,7 @@ if has_dm_target thin-pool; then
 			# Discards of whole 64 KiB blocks only, which dm-thin unmaps.
 			awk '\''$2 ~ /DISCARD/ { n++; if ($3 % 128 || $4 % 128) bad++ } END { exit !(n > 0 && !bad) }'\'' "$work/list" ||
 				{ echo "discards that are not whole 64 KiB blocks, or none:"; grep DISCARD "$work/list"; exit 1; }'
-		show
+		summary
 	done
 	dmsetup remove pcthin
 	dmsetup remove pcpool
@@ -344,7 +361,7 @@ for L in "${layouts[@]}"; do
 		json=$("$IMGDEV" header --json $dev)
 		assert_contains "$json" "\"image_hash\": \"sha256:$hashC\""
 		assert_contains "$json" "\"commit\": \"none\""'
-	show
+	summary
 done
 expect 'ensure over a Virtlet header without record: sector 0 old or new, never a mix' '
 	start_state '"${layouts[0]}"'
@@ -353,12 +370,12 @@ expect 'ensure over a Virtlet header without record: sector 0 old or new, never 
 	ensure_run "ensure D over a Virtlet header" "$work/start-vheader" $hashD written
 	[ "$(count old_header)" -ge 1 ] && [ "$(count new_header)" -ge 1 ] || { echo "old and new states not both seen"; exit 1; }
 	assert_contains "$("$IMGDEV" header --json $dev)" "\"image_hash\": \"sha256:$hashD\""'
-show
+summary
 expect 'ensure of the image A already named: matched, nothing written' '
 	start_state '"${layouts[0]}"'
 	ensure_run "ensure A over A" "$start" $hashA matched
 	awk '\''$2 !~ /MARK/ && $4 > 0 { exit 1 }'\'' "$work/list" || { echo "ensure wrote:"; cat "$work/list"; exit 1; }'
-show
+summary
 
 # The counts of every run kind, and of all of them.
 awk '{ k = $1; runs[k]++; for (i = 2; i <= NF; i++) { split($i, kv, "="); n[k, kv[1]] += kv[2] } }
