@@ -8,8 +8,14 @@ FUZZ_SECONDS ?= 300
 # Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP),
 # thin (dm-thin volumes, in user-mode Linux), align (the layouts on 4096-byte-sector loop devices).
 BENCH ?= provision http thin align
+# make soak: the kernel power-cut suite (guest_powercut.sh) at length: drop
+# subsets tried per stretch of writes and killed runs (make test: 256 and
+# 12), and the guest's time limit in seconds.
+SOAK_SEEDS ?= 2048
+SOAK_KILLS ?= 96
+SOAK_TIMEOUT ?= 7200
 
-.PHONY: all build test demo install bench fuzz clean
+.PHONY: all build test soak demo install bench fuzz clean
 
 all: build
 
@@ -23,6 +29,11 @@ build: $(BUILD)/build.ninja
 test:
 	@tests/deps.sh test
 	@tests/run-all.sh
+
+soak: build
+	@tests/deps.sh test
+	POWERCUT_SEEDS=$(SOAK_SEEDS) POWERCUT_KILLS=$(SOAK_KILLS) UML_TIMEOUT=$(SOAK_TIMEOUT) \
+		tests/kernel/test_kernel.sh guest_powercut.sh
 
 demo:
 	@tests/deps.sh demo

@@ -4,6 +4,7 @@
 # /dev/ubdh. Every failure must be a clear error with nothing committed, and
 # nothing may hang.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/guest-lib.sh"
 
 work=$(mktemp -d)
 img=$work/image
@@ -14,12 +15,9 @@ devno() { cat "/sys/block/${1#/dev/}/dev"; }
 sectors=$(blockdev --getsz $disk)
 commit_of() { "$IMGDEV" header --json "$1" | sed -n 's/.*"commit": "\(.*\)".*/\1/p'; }
 mk() { echo "$2" | dmsetup create "$1" && dmsetup mknodes "$1"; }
-has_target() { dmsetup targets | grep -q "^$1 "; }
 
-if ! has_target flakey || ! has_target delay; then
-	skip "fault tests" "dm-flakey or dm-delay not loaded"
-	finish; exit
-fi
+# dm-flakey and dm-delay: guest-init.sh loads them.
+need_dm_targets "fault tests" flakey delay
 
 expect 'a slow device (dm-delay) is written to the end, committed and verified' '
 	mk slow "0 $sectors delay $(devno $disk) 0 20"

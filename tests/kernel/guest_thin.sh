@@ -10,26 +10,17 @@
 # Disks: /dev/ubdk (4 MiB, pool metadata), /dev/ubdl (32 MiB, pool data),
 # /dev/ubdm (8 MiB, a plain disk).
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/guest-lib.sh"
 
 NONZERO_BLOCKS=${NONZERO_BLOCKS:-$(dirname "$IMGDEV")/tests/nonzero-blocks}
 meta=/dev/ubdk
 data=/dev/ubdl
 plain=/dev/ubdm
 G=65536
-moddir=/usr/lib/uml/modules/$(uname -r)/kernel/drivers/md
 
-for m in dm-bufio persistent-data/dm-persistent-data dm-bio-prison dm-thin-pool; do
-	name=${m##*/}
-	[ -d "/sys/module/${name//-/_}" ] || busybox insmod "$moddir/$m.ko" 2>/dev/null
-done
-if ! dmsetup targets | grep -q '^thin-pool '; then
-	skip "thin pool" "dm-thin-pool not loaded"
-	finish; exit
-fi
-if [ ! -x "$NONZERO_BLOCKS" ]; then
-	skip "thin pool" "no $NONZERO_BLOCKS (build the tests)"
-	finish; exit
-fi
+load_dm_modules dm-bufio persistent-data/dm-persistent-data dm-bio-prison dm-thin-pool
+need_dm_targets "thin pool" thin-pool thin
+need_tool "thin pool" "$NONZERO_BLOCKS"
 
 work=$(mktemp -d)
 trap 'dmsetup remove thin 2>/dev/null; dmsetup remove thinpool 2>/dev/null
