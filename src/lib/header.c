@@ -149,6 +149,12 @@ bool hdr_has_magic(const struct hdr *h)
 	return h->magic == HDR_MAGIC;
 }
 
+bool hdr_record_is(const struct hdr *h, uint16_t state)
+{
+	return hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
+	       h->rec.state == state;
+}
+
 void hdr_init(struct hdr *h, uint16_t version, const uint8_t image_hash[IMGDEV_HASH_SIZE])
 {
 	memset(h, 0, sizeof(*h));

@@ -82,6 +82,8 @@ void hdr_encode(const struct hdr *h, uint8_t sector[SECTOR_SIZE]);
 void hdr_decode(const uint8_t *buf, size_t len, struct hdr *h);
 /* Whether the magic is ours. */
 bool hdr_has_magic(const struct hdr *h);
+/* Whether h is ours, of a known version, with a valid record in state (REC_STATE_*). */
+bool hdr_record_is(const struct hdr *h, uint16_t state);
 /* A fresh header of this version (HDR_VERSION_*) for an image hash. */
 void hdr_init(struct hdr *h, uint16_t version, const uint8_t image_hash[IMGDEV_HASH_SIZE]);
 /* A fresh version-1 header (Virtlet's layout) for an image hash. */

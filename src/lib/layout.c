@@ -9,6 +9,7 @@
 #include "header.h"
 #include "internal.h"
 #include "layout.h"
+#include "ops.h"
 
 uint16_t layout_version(enum imgdev_layout layout)
 {
@@ -66,13 +67,11 @@ int layout_choose(struct imgdev_ctx *ctx, const struct bdev *bd, enum imgdev_lay
 
 int layout_of_device(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t *data_offset)
 {
-	uint8_t sector[SECTOR_SIZE];
 	struct hdr h;
-	int rc = bdev_read_sector0(ctx, bd, sector);
+	int rc = bdev_read_header(ctx, bd, &h);
 
 	if (rc < 0)
 		return rc;
-	hdr_decode(sector, sizeof(sector), &h);
 	if (!hdr_has_magic(&h)) {
 		*data_offset = SECTOR_SIZE;
 		return layout_check_fits(ctx, bd, *data_offset);

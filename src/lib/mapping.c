@@ -17,6 +17,7 @@
 #include "header.h"
 #include "internal.h"
 #include "mapping.h"
+#include "ops.h"
 #include "parse.h"
 
 #define UEVENT_MAX 4096
@@ -60,18 +61,14 @@ out:
 
 int mapping_backing_header(struct imgdev_ctx *ctx, const char *path, struct hdr *h)
 {
-	uint8_t sector[SECTOR_SIZE];
 	struct bdev bd;
 	int rc = bdev_open(ctx, path, O_RDONLY, &bd);
 
 	if (rc < 0)
 		return rc;
-	rc = bdev_read_sector0(ctx, &bd, sector);
+	rc = bdev_read_header(ctx, &bd, h);
 	bdev_close(&bd);
-	if (rc < 0)
-		return rc;
-	hdr_decode(sector, sizeof(sector), h);
-	return hdr_has_magic(h);
+	return rc < 0 ? rc : hdr_has_magic(h);
 }
 
 /* strdup that keeps NULL: 0, or -ENOMEM. */

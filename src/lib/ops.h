@@ -45,6 +45,9 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data
 		    struct imgsrc *src, struct bytesrc *received, uint64_t resume_at,
 		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
 
+/* Read and decode sector 0 of bd into h; 0 or -errno with the message in ctx. */
+int bdev_read_header(struct imgdev_ctx *ctx, const struct bdev *bd, struct hdr *h);
+
 /* Take the device's advisory lock (writers of one device take turns). */
 int bdev_lock(struct imgdev_ctx *ctx, const struct bdev *bd);
 

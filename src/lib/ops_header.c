@@ -87,21 +87,28 @@ static void header_to_public(const struct hdr *h, struct imgdev_header *out)
 	out->resume_at = h->rec.state == REC_STATE_WRITING ? h->rec.resume_at : 0;
 }
 
+int bdev_read_header(struct imgdev_ctx *ctx, const struct bdev *bd, struct hdr *h)
+{
+	uint8_t sector[SECTOR_SIZE];
+	int rc = bdev_read_sector0(ctx, bd, sector);
+
+	if (rc == 0)
+		hdr_decode(sector, sizeof(sector), h);
+	return rc;
+}
+
 int imgdev_header_read(struct imgdev_ctx *ctx, const char *device,
 		       struct imgdev_header *header)
 {
 	struct bdev bd;
-	uint8_t sector[SECTOR_SIZE];
 	struct hdr h;
 	int rc = bdev_open(ctx, device, O_RDONLY, &bd);
 
 	if (rc < 0)
 		return rc;
-	rc = bdev_read_sector0(ctx, &bd, sector);
-	if (rc == 0) {
-		hdr_decode(sector, sizeof(sector), &h);
+	rc = bdev_read_header(ctx, &bd, &h);
+	if (rc == 0)
 		header_to_public(&h, header);
-	}
 	bdev_close(&bd);
 	return rc;
 }
@@ -140,13 +147,11 @@ int check_overwrite_allowed(struct imgdev_ctx *ctx, const struct bdev *bd, const
 static int ensure_decide(struct imgdev_ctx *ctx, const struct bdev *probe,
 			 const uint8_t hash[IMGDEV_HASH_SIZE], unsigned int flags)
 {
-	uint8_t sector[SECTOR_SIZE];
 	struct hdr h;
-	int rc = bdev_read_sector0(ctx, probe, sector);
+	int rc = bdev_read_header(ctx, probe, &h);
 
 	if (rc < 0)
 		return rc;
-	hdr_decode(sector, sizeof(sector), &h);
 	if (hdr_has_magic(&h) && memcmp(h.image_hash, hash, IMGDEV_HASH_SIZE) == 0) {
 		/*
 		 * As Virtlet's EnsureDevHeaderMatches: a match of another

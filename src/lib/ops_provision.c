@@ -34,8 +34,7 @@ static enum imgdev_layout layout_asked(const struct imgdev_provision_opts *opts)
 static bool complete_record_fits(const struct hdr *h, const struct bdev *bd, uint64_t image_size,
 				 enum imgdev_layout want)
 {
-	return hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
-	       h->rec.state == REC_STATE_COMPLETE && h->rec.image_size == image_size &&
+	return hdr_record_is(h, REC_STATE_COMPLETE) && h->rec.image_size == image_size &&
 	       layout_fits_device(bd, h->version) &&
 	       (want == IMGDEV_LAYOUT_AUTO || layout_version(want) == h->version) &&
 	       layout_room(bd, hdr_data_offset(h)) >= layout_round_up(bd, image_size);
@@ -170,9 +169,9 @@ static uint64_t resume_point(const struct provision *p)
 	const struct hdr *h = &p->h;
 	const struct commit_rec *r = &h->rec;
 
-	if (!p->opts->has_digest || !bytesrc_is_url(p->image) || !hdr_has_magic(h) ||
-	    h->version != layout_version(p->layout) || h->rec_status != REC_VALID ||
-	    r->state != REC_STATE_WRITING || memcmp(h->image_hash, none, IMGDEV_HASH_SIZE) != 0 ||
+	if (!p->opts->has_digest || !bytesrc_is_url(p->image) ||
+	    !hdr_record_is(h, REC_STATE_WRITING) || h->version != layout_version(p->layout) ||
+	    memcmp(h->image_hash, none, IMGDEV_HASH_SIZE) != 0 ||
 	    memcmp(r->target_hash, p->opts->digest, IMGDEV_HASH_SIZE) != 0)
 		return 0;
 	if (r->resume_at == 0 || r->resume_at % CHUNK_SIZE != 0 || r->resume_at >= r->image_size ||
@@ -286,9 +285,8 @@ static void keep_interrupted_layout(struct provision *p)
 {
 	const struct hdr *h = &p->h;
 
-	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO || !hdr_has_magic(h) ||
-	    !hdr_version_known(h) || h->rec_status != REC_VALID ||
-	    h->rec.state != REC_STATE_WRITING || !layout_fits_device(&p->probe, h->version))
+	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO || !hdr_record_is(h, REC_STATE_WRITING) ||
+	    !layout_fits_device(&p->probe, h->version))
 		return;
 	p->layout = layout_of_version(h->version);
 }
@@ -300,8 +298,7 @@ static const char *layout_reason(const struct provision *p)
 
 	if (layout_asked(p->opts) != IMGDEV_LAYOUT_AUTO)
 		return "";
-	if (hdr_has_magic(h) && h->rec_status == REC_VALID && h->rec.state == REC_STATE_WRITING &&
-	    h->version == layout_version(p->layout))
+	if (hdr_record_is(h, REC_STATE_WRITING) && h->version == layout_version(p->layout))
 		return ", as the interrupted write before it was";
 	if (bdev_logical_block_size(&p->probe) > SECTOR_SIZE)
 		return ", the default on a device with logical sectors larger than 512 bytes";
@@ -313,8 +310,7 @@ static void log_layout(const struct provision *p)
 {
 	const struct hdr *h = &p->h;
 
-	if (hdr_has_magic(h) && hdr_version_known(h) && h->rec_status == REC_VALID &&
-	    h->rec.state == REC_STATE_COMPLETE && layout_version(p->layout) != h->version)
+	if (hdr_record_is(h, REC_STATE_COMPLETE) && layout_version(p->layout) != h->version)
 		ctx_log(p->ctx, LOGP_INFO, "%s: holds an image in the %s layout; writing the %s one, %s",
 			p->probe.path, imgdev_layout_name(layout_of_version(h->version)),
 			imgdev_layout_name(p->layout),
@@ -393,7 +389,6 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 			       .probe = BDEV_INIT,
 			       .bd = BDEV_INIT };
 	double t0 = monotonic_seconds();
-	uint8_t sector[SECTOR_SIZE];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -407,10 +402,9 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	if (rc == 0)
 		rc = bdev_lock(ctx, &p.probe);
 	if (rc == 0)
-		rc = bdev_read_sector0(ctx, &p.probe, sector);
+		rc = bdev_read_header(ctx, &p.probe, &p.h);
 	if (rc < 0)
 		goto out;
-	hdr_decode(sector, sizeof(sector), &p.h);
 	rc = layout_choose(ctx, &p.probe, layout_asked(opts), &p.layout);
 	if (rc < 0)
 		goto out;

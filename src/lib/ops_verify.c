@@ -84,7 +84,6 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device,
 {
 	static const struct imgdev_verify_opts defaults = IMGDEV_VERIFY_OPTS_INIT;
 	double t0 = monotonic_seconds();
-	uint8_t sector[SECTOR_SIZE];
 	struct bdev bd;
 	struct hdr h;
 	int rc;
@@ -97,11 +96,9 @@ int imgdev_verify(struct imgdev_ctx *ctx, const char *device,
 	rc = bdev_open(ctx, device, O_RDONLY, &bd);
 	if (rc < 0)
 		return rc;
-	rc = bdev_read_sector0(ctx, &bd, sector);
-	if (rc == 0) {
-		hdr_decode(sector, sizeof(sector), &h);
+	rc = bdev_read_header(ctx, &bd, &h);
+	if (rc == 0)
 		rc = verify_check_header(ctx, &bd, &h);
-	}
 	if (rc < 0)
 		goto out;
 	memcpy(res->image_hash, h.image_hash, IMGDEV_HASH_SIZE);
