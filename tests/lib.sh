@@ -3,7 +3,8 @@
 #       run_imgdev ensure "$disk" "$HASH_A" && [ "$out" = written ]'
 # Each file ends with `finish`, which prints "N passed, N failed" and sets the
 # exit status. IMGDEV points at the binary under test (default build/imgdev);
-# IMGDEV_WRAP, when set, is a command to run it under (e.g. valgrind).
+# IMGDEV_WRAP, when set, is a command to run it under (e.g. valgrind);
+# TEST_VERBOSE=1 prints each case's log when it passes too.
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMGDEV=${IMGDEV:-$top/build/imgdev}
@@ -22,6 +23,7 @@ expect() {
 	if [ "$status" -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "ok - $desc"
+		[ -z "${TEST_VERBOSE:-}" ] || sed 's/^/#   /' "$log"
 	else
 		failed=$((failed + 1))
 		failures+=("$desc")

@@ -89,18 +89,36 @@ image_arg() {
 	fi
 }
 
-# crash_run DEV: provisions killed at random moments; checks after each.
+# full_run_ms DEV X ROUND: provisions image X onto DEV to completion (over
+# the other image) and prints how many milliseconds that took.
+full_run_ms() {
+	local t0
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2046 # image_arg's words are meant to split
+	"$IMGDEV" provision "$1" $(image_arg "$2" "$3") --no-map >/dev/null 2>"$tmp/err" ||
+		{ echo "calibration: provision $2 failed: $(cat "$tmp/err")" >&2; return 1; }
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+
+# crash_run DEV: provisions killed at random moments; checks after each. The
+# moments are drawn from 0 to 1.25 times a full run of that image on this
+# device, timed first: a fixed window lets a fast machine finish every run.
 crash_run() {
-	local dev=$1 i x pid st seen killed=0 writing=0 done_ok=0 size
-	local deadline=$((SECONDS + CRASH_SECONDS)) topt
+	local dev=$1 i x pid st seen killed=0 writing=0 done_ok=0 size ms
+	local deadline topt
+	local -A full
 	size=$(stat -L -c %s "$dev")
+	full[A]=$(full_run_ms "$dev" A 0) && full[B]=$(full_run_ms "$dev" B 0) || return 1
+	echo "a full run takes ${full[A]} ms (A), ${full[B]} ms (B)"
+	deadline=$((SECONDS + CRASH_SECONDS))
 	for ((i = 0; i < CRASH_ITER && SECONDS < deadline; i++)); do
 		((i % 2)) && x=A || x=B
 		topt=(); ((i % 4 == 1)) && topt=(--threads 1)
 		# shellcheck disable=SC2046 # image_arg's words are meant to split
 		"$IMGDEV" provision "$dev" $(image_arg "$x" "$i") --no-map "${topt[@]}" >"$tmp/out" 2>"$tmp/err" &
 		pid=$!
-		sleep "$(printf '0.%03d' $((RANDOM % 500)))"
+		ms=$((RANDOM % (full[$x] * 5 / 4 + 1)))
+		sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
 		kill -9 "$pid" 2>/dev/null || true
 		st=0; { wait "$pid"; } 2>/dev/null || st=$?
 		if [ "$st" = 137 ]; then
