@@ -1,0 +1,106 @@
+/*
+ * Container images (OCI image spec, Docker schema 2): the documents a
+ * registry or an OCI layout serves, parsed into what imgdev needs of them
+ * (oci_manifest.c). A descriptor names a blob by digest and size; an image
+ * index (or Docker manifest list) holds descriptors of manifests, one per
+ * platform; a manifest holds the config's descriptor and the layers', in
+ * order, lowest first. Digests are checked here too: whatever is fetched by
+ * digest must hash to it. Only SHA-256 digests are taken.
+ */
+#ifndef IMGDEV_OCI_H
+#define IMGDEV_OCI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct imgdev_ctx;
+
+#define OCI_DIGEST_MAX 72 /* "sha256:" + 64 hex digits + NUL, rounded up */
+
+struct oci_descriptor {
+	char media_type[128];
+	char digest[OCI_DIGEST_MAX]; /* "sha256:" and 64 lowercase hex digits */
+	uint64_t size;
+	/* An index entry's platform ("" when it has none or is not an index entry). */
+	char os[32], arch[32], variant[32];
+	/* Its org.opencontainers.image.ref.name annotation (a tag), or "". */
+	char ref_name[256];
+};
+
+struct oci_manifest {
+	char media_type[128]; /* as the document says, or "" (OCI lets it out) */
+	struct oci_descriptor config;
+	struct oci_descriptor *layers; /* lowest first */
+	size_t n_layers;
+};
+
+enum oci_kind {
+	OCI_KIND_UNKNOWN,
+	OCI_KIND_INDEX,    /* OCI image index, Docker manifest list */
+	OCI_KIND_MANIFEST, /* OCI image manifest, Docker schema 2 manifest */
+};
+
+enum oci_layer_compression {
+	OCI_LAYER_UNKNOWN,
+	OCI_LAYER_TAR,
+	OCI_LAYER_GZIP,
+	OCI_LAYER_ZSTD,
+};
+
+/* The media types a client accepts for a manifest, for an Accept header. */
+extern const char OCI_MANIFEST_ACCEPT[];
+
+/* What a manifest media type names; OCI_KIND_UNKNOWN for anything else. */
+enum oci_kind oci_media_kind(const char *media_type);
+/*
+ * How a layer of this media type is compressed (the OCI layer types,
+ * non-distributable ones too, and Docker's gzip rootfs diff); unknown else.
+ */
+enum oci_layer_compression oci_layer_compression(const char *media_type);
+
+/*
+ * Which kind of document json is, by its mediaType or, without one, by
+ * what it holds (manifests: an index; layers: a manifest). 0 with *kind
+ * set, or -EBADMSG (not JSON, not a schema 2 document) or -ENOTSUP (Docker
+ * schema 1) with the message in ctx.
+ */
+int oci_document_kind(struct imgdev_ctx *ctx, const char *json, size_t len, enum oci_kind *kind);
+/*
+ * An image index or manifest list: its entries into *out (malloc'd, *n of
+ * them). 0, or -EBADMSG (a field missing or malformed, named), -ENOTSUP
+ * (a digest not SHA-256) with the message in ctx.
+ */
+int oci_parse_index(struct imgdev_ctx *ctx, const char *json, size_t len,
+		    struct oci_descriptor **out, size_t *n);
+/*
+ * An image manifest: config and layers into *m (free with
+ * oci_manifest_free). 0, or -EBADMSG (malformed, or no layers), -ENOTSUP
+ * (schema 1, a digest not SHA-256) with the message in ctx.
+ */
+int oci_parse_manifest(struct imgdev_ctx *ctx, const char *json, size_t len, struct oci_manifest *m);
+void oci_manifest_free(struct oci_manifest *m);
+
+/*
+ * The host's platform as an index names it: "linux/amd64", "linux/arm64",
+ * ...; NULL on an architecture imgdev does not know the name of.
+ */
+const char *oci_host_platform(void);
+/*
+ * The entry of an index for platform ("os/arch" or "os/arch/variant"; NULL:
+ * the host's) into *index. Without a variant asked, an entry without one
+ * is preferred, else the first. 0, or -ENOENT with a message listing the
+ * platforms the index has, or -EINVAL for a malformed platform.
+ */
+int oci_pick_platform(struct imgdev_ctx *ctx, const struct oci_descriptor *entries, size_t n,
+		      const char *platform, size_t *index);
+
+/* Whether digest is "sha256:" and 64 lowercase hex digits. */
+int oci_digest_valid(const char *digest);
+/*
+ * Whether bytes hash to digest: 0, or -EBADMSG with a message naming what
+ * ("manifest sha256:..."), the digest expected and the one found.
+ */
+int oci_check_digest(struct imgdev_ctx *ctx, const void *bytes, size_t len, const char *digest,
+		     const char *what);
+
+#endif
