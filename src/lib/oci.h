@@ -94,6 +94,12 @@ const char *oci_host_platform(void);
 int oci_pick_platform(struct imgdev_ctx *ctx, const struct oci_descriptor *entries, size_t n,
 		      const char *platform, size_t *index);
 
+/*
+ * An OCI layout's oci-layout file: 0 when it says imageLayoutVersion
+ * 1.0.0, else -ENOMEDIUM with the message in ctx.
+ */
+int oci_check_layout_file(struct imgdev_ctx *ctx, const char *json, size_t len);
+
 /* Whether digest is "sha256:" and 64 lowercase hex digits. */
 int oci_digest_valid(const char *digest);
 /*
@@ -102,5 +108,27 @@ int oci_digest_valid(const char *digest);
  */
 int oci_check_digest(struct imgdev_ctx *ctx, const void *bytes, size_t len, const char *digest,
 		     const char *what);
+
+/*
+ * An OCI image layout on local disk (oci_layout.c), named "DIR" or
+ * "DIR:TAG" (split at the last colon when what follows holds no '/').
+ * The manifest or index the tag names (without a tag, the only one
+ * index.json lists) into *top, the directory into *dir (malloc'd). 0, or
+ * -ENOMEDIUM (no oci-layout file of version 1.0.0), -ENOENT (no such tag:
+ * the message lists those there are; no tag and not exactly one entry),
+ * -EFBIG, -EBADMSG with the message in ctx.
+ */
+int oci_layout_resolve(struct imgdev_ctx *ctx, const char *spec, char **dir,
+		       struct oci_descriptor *top);
+/* The file of a blob: DIR/blobs/sha256/HEX (malloc'd). 0, or -EINVAL for a bad digest. */
+int oci_layout_blob_path(struct imgdev_ctx *ctx, const char *dir, const char *digest, char **path);
+/*
+ * A small blob (an index, a manifest, a config) read whole into *bytes
+ * (malloc'd, NUL-terminated, *len bytes): at most max bytes, its size the
+ * descriptor's, its digest checked. 0, or -EFBIG, -EBADMSG, -errno of the
+ * file with the message in ctx.
+ */
+int oci_layout_read_blob(struct imgdev_ctx *ctx, const char *dir, const struct oci_descriptor *d,
+			 size_t max, char **bytes, size_t *len);
 
 #endif

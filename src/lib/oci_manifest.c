@@ -346,6 +346,33 @@ int oci_parse_manifest(struct imgdev_ctx *ctx, const char *json, size_t len, str
 	return rc;
 }
 
+/* -ENOMEDIUM "not an OCI image layout: " and the message ctx holds. */
+static int not_a_layout(struct imgdev_ctx *ctx)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), "%s", imgdev_ctx_last_error(ctx));
+	return ctx_error(ctx, ENOMEDIUM, "not an OCI image layout: %s", why);
+}
+
+int oci_check_layout_file(struct imgdev_ctx *ctx, const char *json, size_t len)
+{
+	json_object *root;
+	char version[32];
+	int rc = parse_json(ctx, json, len, "oci-layout", &root);
+
+	if (rc < 0)
+		return not_a_layout(ctx);
+	rc = string_field(ctx, root, "imageLayoutVersion", true, "oci-layout", version,
+			  sizeof(version));
+	json_object_put(root);
+	if (rc < 0)
+		return not_a_layout(ctx);
+	if (strcmp(version, "1.0.0") != 0)
+		return ctx_error(ctx, ENOMEDIUM, "OCI image layout version %s, not 1.0.0", version);
+	return 0;
+}
+
 void oci_manifest_free(struct oci_manifest *m)
 {
 	free(m->layers);
