@@ -26,3 +26,17 @@ qemu-io -c 'write -z 0 4k' -c 'discard 8k 4k' corpus/qcow2/v3-4k >/dev/null
 qemu-img convert -f raw -O qcow2 -c -o cluster_size=4k "$t/raw" corpus/qcow2/zlib-4k
 qemu-img convert -f raw -O qcow2 -c -o compression_type=zstd,cluster_size=4k "$t/raw" corpus/qcow2/zstd-4k
 qemu-img convert -f raw -O qcow2 -o extended_l2=on,cluster_size=16k "$t/raw" corpus/qcow2/extl2-16k
+# oci seeds: the documents of containerDisk layouts (tests/net/containerdisk.sh),
+# an index with two platforms, and skopeo's Docker schema 2 copy of its
+# amd64 image (a gzip layer: schema 2 has no zstd).
+mkdir -p corpus/oci
+. ../tests/net/containerdisk.sh
+head -c 4096 /dev/urandom >"$t/d.img"
+cd_build_index "$t/L" linux/amd64="$t/d.img" linux/arm64="$t/d.img" >/dev/null
+cd_build "$t/L" "$t/d.img" --layer-compression zstd --tag z >/dev/null
+cp "$t/L/oci-layout" corpus/oci/oci-layout
+cp "$t/L/index.json" corpus/oci/layout-index
+cat "$(cd_blob "$t/L" "$(cd_manifest_digest "$t/L" latest)")" >corpus/oci/image-index
+cd_manifest "$t/L" z >corpus/oci/manifest-zstd
+skopeo copy -q --format v2s2 oci:"$t/L":latest oci:"$t/S":d
+cat "$(cd_blob "$t/S" "$(cd_manifest_digest "$t/S" d)")" >corpus/oci/manifest-docker

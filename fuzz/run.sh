@@ -14,7 +14,7 @@ fi
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 ninja -C build-fuzz >/dev/null
 status=0
-for t in header parse qcow2; do
+for t in header parse qcow2 oci; do
 	mkdir -p "build-fuzz/corpus/$t"
 	max_len=4096
 	[ "$t" = qcow2 ] && max_len=131072	# whole small images
