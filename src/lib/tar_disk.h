@@ -1,0 +1,56 @@
+/*
+ * The disk inside a container image's layers (a KubeVirt containerDisk):
+ * the layers, tar streams (plain, gzip or zstd), are read once, in order,
+ * from the top layer down, and the one regular file under disk/ that no
+ * upper layer whited out is given as a byte source that streams it. No
+ * path from a tar header is ever used to create or open a file.
+ */
+#ifndef IMGDEV_TAR_DISK_H
+#define IMGDEV_TAR_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bytesrc.h"
+
+struct imgdev_ctx;
+
+struct tar_layer {
+	struct bytesrc *bs; /* the layer blob's bytes, read in order; owned by the caller */
+};
+
+struct tar_disk_opts {
+	/* NULL: the one regular file directly under disk/; else that path ("disk/fedora.qcow2") */
+	const char *disk_path;
+};
+
+/*
+ * A source over the disk's bytes, read from layers (n of them, in manifest
+ * order: the lowest first) as a stream: read gives the disk's bytes as the
+ * layer gives them, peek its first ones (up to 4096) without consuming
+ * them, size the entry's. Before its EOF read reads the rest of the layers
+ * (every blob to its last byte) and fails with -ENOTUNIQ when they hold a
+ * second disk, -EIO when a layer ends inside an entry, -EBADMSG when one is
+ * not a tar, or a layer source's own error, the message in the source's msg.
+ * The layers' sources stay the caller's and must outlive the disk source.
+ * Returns 0, or -errno with the message in ctx: -ENOENT when no layer holds
+ * a disk, -EINVAL for a disk_path that cannot name one, or a layer's error
+ * met before the disk.
+ */
+int tar_disk_open(struct imgdev_ctx *ctx, const struct tar_layer *layers, size_t n,
+		  const struct tar_disk_opts *o, struct bytesrc **disk);
+
+/* What was found, for messages and JSON (complete once read gave EOF). */
+struct tar_disk_info {
+	char path[4096];         /* normalised: "disk/NAME" */
+	size_t layer;            /* index in the layers given (0: the lowest) */
+	uint64_t size;           /* the entry's size */
+	bool layer_uncompressed; /* the layer is a plain tar */
+	uint64_t data_offset;    /* the data's offset in the blob, when layer_uncompressed */
+};
+
+/* Fills info from a source tar_disk_open made. */
+void tar_disk_info(const struct bytesrc *disk, struct tar_disk_info *info);
+
+#endif
