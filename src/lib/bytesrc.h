@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct imgdev_ctx;
@@ -146,6 +147,21 @@ const char *bytesrc_error(const struct bytesrc *bs, int rc);
 int bytesrc_open_image(struct imgdev_ctx *ctx, const char *image, struct bytesrc **bs);
 /* Whether the name means a source read as it arrives (standard input, a URL). */
 bool bytesrc_names_stream(const char *image);
+
+/*
+ * For a stream source's read: hands out up to len of the bytes peek read
+ * ahead (held[*pos, held_len)), advancing *pos. Returns how many; 0 when
+ * none are left, and the source reads on.
+ */
+static inline size_t bytesrc_take_held(const uint8_t *held, size_t held_len, size_t *pos,
+				       void *buf, size_t len)
+{
+	size_t k = held_len - *pos < len ? held_len - *pos : len;
+
+	memcpy(buf, held + *pos, k);
+	*pos += k;
+	return k;
+}
 
 /* Close and free; NULL is allowed. */
 void bytesrc_close(struct bytesrc *bs);

@@ -38,13 +38,8 @@ static ssize_t pipe_read(struct bytesrc *bs, void *buf, size_t len)
 	struct pipe_state *p = bs->priv;
 	ssize_t n;
 
-	if (p->held_pos < p->held_len) {
-		size_t k = p->held_len - p->held_pos < len ? p->held_len - p->held_pos : len;
-
-		memcpy(buf, p->held + p->held_pos, k);
-		p->held_pos += k;
-		return (ssize_t)k;
-	}
+	if (p->held_pos < p->held_len)
+		return (ssize_t)bytesrc_take_held(p->held, p->held_len, &p->held_pos, buf, len);
 	if (p->eof)
 		return 0;
 	n = read_some(p->fd, buf, len);

@@ -267,6 +267,29 @@ int oci_document_kind(struct imgdev_ctx *ctx, const char *json, size_t len, enum
 	return rc;
 }
 
+/*
+ * json parsed into *root as a document of kind want (an index or a
+ * manifest). 0, or -EBADMSG / -ENOTSUP with the message in ctx (and no
+ * *root to free).
+ */
+static int open_document(struct imgdev_ctx *ctx, const char *json, size_t len,
+			 enum oci_kind want, json_object **root)
+{
+	const char *what = want == OCI_KIND_INDEX ? "image index" : "manifest";
+	enum oci_kind kind;
+	int rc = parse_json(ctx, json, len, what, root);
+
+	if (rc < 0)
+		return rc;
+	rc = kind_of(ctx, *root, what, &kind);
+	if (rc == 0 && kind != want)
+		rc = ctx_error(ctx, EBADMSG, "%s: the document is %s", what,
+			       kind == OCI_KIND_INDEX ? "an image index" : "a manifest");
+	if (rc < 0)
+		json_object_put(*root);
+	return rc;
+}
+
 /* The array field key of root, each element a descriptor, into *out (*n). */
 static int parse_descriptors(struct imgdev_ctx *ctx, json_object *root, const char *key,
 			     const char *what, struct oci_descriptor **out, size_t *n)
@@ -301,18 +324,13 @@ int oci_parse_index(struct imgdev_ctx *ctx, const char *json, size_t len,
 		    struct oci_descriptor **out, size_t *n)
 {
 	json_object *root;
-	enum oci_kind kind;
-	int rc = parse_json(ctx, json, len, "image index", &root);
+	int rc = open_document(ctx, json, len, OCI_KIND_INDEX, &root);
 
 	*out = NULL;
 	*n = 0;
 	if (rc < 0)
 		return rc;
-	rc = kind_of(ctx, root, "image index", &kind);
-	if (rc == 0 && kind != OCI_KIND_INDEX)
-		rc = ctx_error(ctx, EBADMSG, "image index: the document is a manifest");
-	if (rc == 0)
-		rc = parse_descriptors(ctx, root, "manifests", "image index", out, n);
+	rc = parse_descriptors(ctx, root, "manifests", "image index", out, n);
 	json_object_put(root);
 	return rc;
 }
@@ -320,17 +338,12 @@ int oci_parse_index(struct imgdev_ctx *ctx, const char *json, size_t len,
 int oci_parse_manifest(struct imgdev_ctx *ctx, const char *json, size_t len, struct oci_manifest *m)
 {
 	json_object *root, *config;
-	enum oci_kind kind;
-	int rc = parse_json(ctx, json, len, "manifest", &root);
+	int rc = open_document(ctx, json, len, OCI_KIND_MANIFEST, &root);
 
 	memset(m, 0, sizeof(*m));
 	if (rc < 0)
 		return rc;
-	rc = kind_of(ctx, root, "manifest", &kind);
-	if (rc == 0 && kind != OCI_KIND_MANIFEST)
-		rc = ctx_error(ctx, EBADMSG, "manifest: the document is an image index");
-	if (rc == 0)
-		rc = string_field(ctx, root, "mediaType", false, "manifest", m->media_type,
+	rc = string_field(ctx, root, "mediaType", false, "manifest", m->media_type,
 				  sizeof(m->media_type));
 	if (rc == 0)
 		rc = field(ctx, root, "config", json_type_object, "manifest", &config);

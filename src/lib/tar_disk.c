@@ -411,13 +411,8 @@ static ssize_t td_read(struct bytesrc *bs, void *buf, size_t len)
 	ssize_t n;
 	int rc;
 
-	if (t->held_pos < t->held_len) {
-		size_t k = t->held_len - t->held_pos < len ? t->held_len - t->held_pos : len;
-
-		memcpy(buf, t->held + t->held_pos, k);
-		t->held_pos += k;
-		return (ssize_t)k;
-	}
+	if (t->held_pos < t->held_len)
+		return (ssize_t)bytesrc_take_held(t->held, t->held_len, &t->held_pos, buf, len);
 	if (t->phase == PH_DATA) {
 		t->started = true;
 		n = data_read(t, buf, len);
