@@ -93,6 +93,30 @@ struct imgdev_fetch_opts {
 int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts *opts);
 
 /*
+ * How container images are chosen and pulled: docker://REGISTRY/REPOSITORY
+ * [:TAG|@sha256:DIGEST] and oci:DIR[:TAG] (an OCI image layout). Start
+ * from IMGDEV_CONTAINER_OPTS_INIT. The image's identity (the hash sector 0
+ * carries) is the digest of its platform's manifest.
+ */
+#define IMGDEV_CONTAINER_OPTS_VERSION 1
+struct imgdev_container_opts {
+	unsigned int version;		/* IMGDEV_CONTAINER_OPTS_VERSION */
+	/* "os/arch" or "os/arch/variant" chosen from an image index; NULL: the host's */
+	const char *platform;
+	/* the disk inside the layers ("disk/NAME"); NULL: the one regular file under disk/ */
+	const char *disk_path;
+	/* registry credentials in the "auths" format of podman, skopeo and the kubelet; NULL: none */
+	const char *auth_file;
+};
+#define IMGDEV_CONTAINER_OPTS_INIT { .version = IMGDEV_CONTAINER_OPTS_VERSION }
+
+/*
+ * The container options for what this context opens from now on (copied);
+ * 0, or -EINVAL for options of an unknown version, -ENOMEM.
+ */
+int imgdev_ctx_set_container(struct imgdev_ctx *ctx, const struct imgdev_container_opts *opts);
+
+/*
  * Register a log callback; messages above max_priority are dropped. While
  * a provision or info of a URL runs, the callback may also be called from
  * the library's own threads (retries of a transfer), one call at a time per
@@ -338,12 +362,23 @@ struct imgdev_provision_result {
 	enum imgdev_layout layout;	/* the layout the device holds the image in */
 	uint64_t data_offset;		/* where its payload starts, in bytes */
 	bool direct_io;			/* every byte written went out with O_DIRECT (no page cache) */
+	/*
+	 * A container image written: the disk's path inside its layers
+	 * ("disk/NAME", malloc'ed); NULL otherwise (also when it matched:
+	 * no layer was read).
+	 */
+	char *disk_path;
 };
 
 /*
  * Put the image file `image` (raw or qcow2, either possibly compressed
  * with gzip, xz or zstd; the format found by content) on device and (unless opts->no_map) map it
- * as opts->name. When the header already names this image with a complete
+ * as opts->name. The image may also be a URL, "-" (standard input), or a
+ * container image (docker://..., oci:DIR[:TAG]: the disk inside its
+ * layers, chosen by the context's container options; its identity is its
+ * platform manifest's digest, which the header carries: a device that
+ * holds it matches before any layer is read; opts->has_digest is refused).
+ * When the header already names this image with a complete
  * commit record, nothing is written. Otherwise, in order: sector 0 marked
  * "writing" (hash all zeros), synced; the payload, flushed; sector 0 with
  * the image hash and a "complete" record, synced. A crash at any point never
@@ -403,10 +438,19 @@ struct imgdev_image_info {
 	bool dirty;
 	bool supported;			/* whether imgdev would provision it */
 	char reason[256];		/* why not, when !supported */
+	/* A container image (docker://, oci:): what it was resolved to. */
+	bool container;
+	char manifest_digest[72];	/* "sha256:..." of the platform's manifest */
+	char image_hash[72];		/* the hash a provision writes: that digest, unless a
+					   disk path was asked for (docs/FORMAT.md) */
+	char platform[100];		/* chosen from an image index ("linux/amd64"), or "" */
+	unsigned int layers;
+	char disk_path[4096];		/* the disk inside the layers ("disk/NAME"), or "" */
 };
 
 /*
  * Look at an image the way provisioning would, without writing anything.
+ * Of a container image, file_size is the disk's inside the layers.
  * Returns 0 with *info filled — also for images imgdev would refuse
  * (supported false, reason set) — or -errno when the file cannot be read
  * (-ENOMEDIUM, or -EACCES).

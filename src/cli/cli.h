@@ -27,22 +27,41 @@ enum {
 	EXIT_REMOTE = 11,	/* the image's server or the network failed */
 };
 
-/* The getopt codes of the fetch options (fetch.c), shared by provision and info. */
+/*
+ * The getopt codes of the fetch options (fetch.c), shared by provision and
+ * info: how a URL or a registry is fetched, and which disk of which
+ * platform a container image gives.
+ */
 enum {
 	CLI_OPT_CA_FILE = 512,
 	CLI_OPT_INSECURE,
 	CLI_OPT_HEADER_FILE,
 	CLI_OPT_RETRIES,
 	CLI_OPT_TIMEOUT,
+	CLI_OPT_AUTH_FILE,
+	CLI_OPT_PLATFORM,
+	CLI_OPT_DISK_PATH,
 };
 #define CLI_FETCH_OPTIONS                                                   \
 	{ "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },            \
 	{ "insecure", no_argument, NULL, CLI_OPT_INSECURE },                \
 	{ "header-file", required_argument, NULL, CLI_OPT_HEADER_FILE },    \
 	{ "retries", required_argument, NULL, CLI_OPT_RETRIES },            \
-	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT }
-#define CLI_FETCH_USAGE \
-	"[--ca-file FILE] [--insecure] [--header-file FILE] [--retries N] [--timeout SECONDS]"
+	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },            \
+	{ "auth-file", required_argument, NULL, CLI_OPT_AUTH_FILE },        \
+	{ "platform", required_argument, NULL, CLI_OPT_PLATFORM },          \
+	{ "disk-path", required_argument, NULL, CLI_OPT_DISK_PATH }
+#define CLI_FETCH_USAGE                                                                        \
+	"[--ca-file FILE] [--insecure] [--header-file FILE] [--retries N] [--timeout SECONDS] " \
+	"[--auth-file FILE] [--platform OS/ARCH[/VARIANT]] [--disk-path PATH]"
+
+/* Where provision and info take the image from: the fetch and container options. */
+struct cli_fetch {
+	struct imgdev_fetch_opts fetch;
+	struct imgdev_container_opts container;
+};
+#define CLI_FETCH_INIT \
+	{ .fetch = IMGDEV_FETCH_OPTS_INIT, .container = IMGDEV_CONTAINER_OPTS_INIT }
 
 struct cli;
 
@@ -114,12 +133,12 @@ int cli_exit_status(int rc);
 /* Report the context's last error, from a call that returned rc; returns its exit status. */
 int cli_fail(struct cli *cli, int rc);
 /*
- * A fetch option c (CLI_OPT_*) with its argument into fo: 0, an exit status
+ * A fetch option c (CLI_OPT_*) with its argument into f: 0, an exit status
  * after a usage error, or -1 when c is not one.
  */
-int cli_fetch_option(struct cli *cli, int c, const char *arg, struct imgdev_fetch_opts *fo);
-/* Make fo the context's fetch options: 0, or an exit status. */
-int cli_fetch_apply(struct cli *cli, const struct imgdev_fetch_opts *fo);
+int cli_fetch_option(struct cli *cli, int c, const char *arg, struct cli_fetch *f);
+/* Make f the context's fetch and container options: 0, or an exit status. */
+int cli_fetch_apply(struct cli *cli, const struct cli_fetch *f);
 /* The table of exit statuses, for imgdev --help. */
 void cli_print_exit_statuses(FILE *out);
 /*

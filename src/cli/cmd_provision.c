@@ -36,7 +36,7 @@ static const struct option provision_opts[] = {
 
 struct provision_args {
 	struct imgdev_provision_opts opts;
-	struct imgdev_fetch_opts fetch;
+	struct cli_fetch fetch;
 	const char *digest_url;
 	enum progress_mode progress;
 	bool json;
@@ -181,14 +181,15 @@ static void provision_print_json(const struct imgdev_provision_result *r)
 	json_object_object_add(o, "layout", json_object_new_string(imgdev_layout_name(r->layout)));
 	json_object_object_add(o, "data_offset", json_object_new_uint64(r->data_offset));
 	json_object_object_add(o, "direct_io", json_object_new_boolean(r->direct_io));
+	if (r->disk_path)
+		json_object_object_add(o, "disk_path", json_object_new_string(r->disk_path));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
 	cli_print_json(o);
 }
 
 int cmd_provision(struct cli *cli, int argc, char **argv)
 {
-	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT,
-				    .fetch = IMGDEV_FETCH_OPTS_INIT };
+	struct provision_args a = { .opts = IMGDEV_PROVISION_OPTS_INIT, .fetch = CLI_FETCH_INIT };
 	struct imgdev_provision_result res;
 	struct progress progress;
 	struct sigaction old_sigbus;
@@ -272,7 +273,16 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 
 static void info_print_text(const char *image, const struct imgdev_image_info *i)
 {
-	printf("image:        %s\nformat:       %s\n", image, i->format);
+	printf("image:        %s\n", image);
+	if (i->container) {
+		printf("manifest:     %s%s%s\nlayers:       %u\n", i->manifest_digest,
+		       i->platform[0] ? " for " : "", i->platform, i->layers);
+		if (i->disk_path[0])
+			printf("disk:         %s\n", i->disk_path);
+		if (strcmp(i->image_hash, i->manifest_digest) != 0)
+			printf("image hash:   %s (the manifest and the disk path)\n", i->image_hash);
+	}
+	printf("format:       %s\n", i->format);
 	if (i->qcow2_version)
 		printf("qcow2:        version %u, %" PRIu64 "-byte clusters%s%s\n", i->qcow2_version,
 		       i->cluster_size, i->extended_l2 ? ", extended L2" : "",
@@ -306,6 +316,15 @@ static void info_print_json(const char *image, const struct imgdev_image_info *i
 		json_object_object_add(o, "cluster_compression", i->cluster_compression[0] ?
 				       json_object_new_string(i->cluster_compression) : NULL);
 	}
+	if (i->container) {
+		json_object_object_add(o, "manifest_digest", json_object_new_string(i->manifest_digest));
+		json_object_object_add(o, "image_hash", json_object_new_string(i->image_hash));
+		json_object_object_add(o, "platform", i->platform[0] ?
+				       json_object_new_string(i->platform) : NULL);
+		json_object_object_add(o, "layers", json_object_new_int((int)i->layers));
+		json_object_object_add(o, "disk_path", i->disk_path[0] ?
+				       json_object_new_string(i->disk_path) : NULL);
+	}
 	json_object_object_add(o, "supported", json_object_new_boolean(i->supported));
 	json_object_object_add(o, "reason", i->supported ? NULL : json_object_new_string(i->reason));
 	cli_print_json(o);
@@ -320,7 +339,7 @@ static int info_options(struct cli *cli, int argc, char **argv, bool *json)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct imgdev_fetch_opts fetch = IMGDEV_FETCH_OPTS_INIT;
+	struct cli_fetch fetch = CLI_FETCH_INIT;
 	int c, rc;
 
 	opterr = 0;

@@ -1,8 +1,10 @@
 /*
  * The options of provision and info that say how an image named by a URL
- * is fetched (--ca-file, --insecure, --header-file, --retries, --timeout),
- * parsed into the context's fetch options. Credentials come only from a
- * file, never from the command line, where other users see them in ps.
+ * or a registry is fetched (--ca-file, --insecure, --header-file,
+ * --retries, --timeout, --auth-file) and what a container image gives
+ * (--platform, --disk-path), parsed into the context's fetch and container
+ * options. Credentials come only from a file, never from the command line,
+ * where other users see them in ps.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,11 +23,41 @@ static bool parse_count(const char *arg, unsigned long max, unsigned long *out)
 	return !*end && *out <= max;
 }
 
-int cli_fetch_option(struct cli *cli, int c, const char *arg, struct imgdev_fetch_opts *fo)
+/* Whether arg is "os/arch" or "os/arch/variant", each part non-empty, no spaces. */
+static bool platform_valid(const char *arg)
 {
+	int parts = 1;
+	size_t run = 0;
+
+	for (const char *p = arg; *p; p++) {
+		if (*p == '/') {
+			if (run == 0)
+				return false;
+			parts++;
+			run = 0;
+		} else if (*p <= ' ') {
+			return false;
+		} else {
+			run++;
+		}
+	}
+	return run > 0 && (parts == 2 || parts == 3);
+}
+
+int cli_fetch_option(struct cli *cli, int c, const char *arg, struct cli_fetch *f)
+{
+	struct imgdev_fetch_opts *fo = &f->fetch;
 	unsigned long n;
 
 	switch (c) {
+	case CLI_OPT_AUTH_FILE: f->container.auth_file = arg; return 0;
+	case CLI_OPT_DISK_PATH: f->container.disk_path = arg; return 0;
+	case CLI_OPT_PLATFORM:
+		if (!platform_valid(arg))
+			return cli_usage_error(cli, "--platform %s: expected OS/ARCH or "
+					       "OS/ARCH/VARIANT, such as linux/arm64/v8", arg);
+		f->container.platform = arg;
+		return 0;
 	case CLI_OPT_CA_FILE: fo->ca_file = arg; return 0;
 	case CLI_OPT_INSECURE: fo->insecure = true; return 0;
 	case CLI_OPT_HEADER_FILE: fo->header_file = arg; return 0;
@@ -45,7 +77,10 @@ int cli_fetch_option(struct cli *cli, int c, const char *arg, struct imgdev_fetc
 	}
 }
 
-int cli_fetch_apply(struct cli *cli, const struct imgdev_fetch_opts *fo)
+int cli_fetch_apply(struct cli *cli, const struct cli_fetch *f)
 {
-	return imgdev_ctx_set_fetch(cli->ctx, fo) < 0 ? cli_fail(cli, -EINVAL) : 0;
+	if (imgdev_ctx_set_fetch(cli->ctx, &f->fetch) < 0 ||
+	    imgdev_ctx_set_container(cli->ctx, &f->container) < 0)
+		return cli_fail(cli, -EINVAL);
+	return 0;
 }

@@ -29,12 +29,20 @@ int imgdev_ctx_new(struct imgdev_ctx **ctx)
 	c->prefix = strdup(IMGDEV_DEFAULT_PREFIX);
 	c->run_dir = strdup("/run/imgdev");
 	c->fetch = (struct imgdev_fetch_opts)IMGDEV_FETCH_OPTS_INIT;
+	c->container = (struct imgdev_container_opts)IMGDEV_CONTAINER_OPTS_INIT;
 	if (!c->dev_dir || !c->sysfs_dir || !c->prefix || !c->run_dir) {
 		imgdev_ctx_free(c);
 		return -ENOMEM;
 	}
 	*ctx = c;
 	return 0;
+}
+
+static void free_container_opts(struct imgdev_container_opts *c)
+{
+	free((char *)c->platform);
+	free((char *)c->disk_path);
+	free((char *)c->auth_file);
 }
 
 void imgdev_ctx_free(struct imgdev_ctx *ctx)
@@ -47,6 +55,7 @@ void imgdev_ctx_free(struct imgdev_ctx *ctx)
 	free(ctx->run_dir);
 	free((char *)ctx->fetch.ca_file);
 	free((char *)ctx->fetch.header_file);
+	free_container_opts(&ctx->container);
 	free(ctx);
 }
 
@@ -111,6 +120,43 @@ int imgdev_ctx_set_fetch(struct imgdev_ctx *ctx, const struct imgdev_fetch_opts 
 	return 0;
 }
 
+int imgdev_ctx_set_container(struct imgdev_ctx *ctx, const struct imgdev_container_opts *opts)
+{
+	struct imgdev_container_opts c = IMGDEV_CONTAINER_OPTS_INIT;
+
+	if (!opts || opts->version < 1 || opts->version > IMGDEV_CONTAINER_OPTS_VERSION)
+		return ctx_error(ctx, EINVAL, "container options of an unknown version");
+	if (!copy_optional(opts->platform, &c.platform) ||
+	    !copy_optional(opts->disk_path, &c.disk_path) ||
+	    !copy_optional(opts->auth_file, &c.auth_file)) {
+		free_container_opts(&c);
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	}
+	free_container_opts(&ctx->container);
+	ctx->container = c;
+	return 0;
+}
+
+int ctx_new_child(const struct imgdev_ctx *parent, struct imgdev_ctx **child)
+{
+	struct imgdev_ctx *c;
+	int rc = imgdev_ctx_new(&c);
+
+	if (rc == 0)
+		rc = imgdev_ctx_set_fetch(c, &parent->fetch);
+	if (rc == 0)
+		rc = imgdev_ctx_set_container(c, &parent->container);
+	if (rc < 0) {
+		imgdev_ctx_free(c);
+		return -ENOMEM;
+	}
+	c->log_fn = parent->log_fn;
+	c->log_data = parent->log_data;
+	c->log_max = parent->log_max;
+	*child = c;
+	return 0;
+}
+
 int imgdev_ctx_set_backend(struct imgdev_ctx *ctx, int backend)
 {
 	if (backend != IMGDEV_BACKEND_AUTO && backend != IMGDEV_BACKEND_DM &&
@@ -135,11 +181,14 @@ const char *imgdev_ctx_last_error(const struct imgdev_ctx *ctx)
 
 int ctx_error(struct imgdev_ctx *ctx, int err, const char *fmt, ...)
 {
+	char msg[IMGDEV_ERRMSG_MAX];
 	va_list ap;
 
+	/* Formatted aside first: the arguments may hold the last message itself. */
 	va_start(ap, fmt);
-	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(ctx->errmsg, msg, sizeof(msg));
 	ctx_log(ctx, LOGP_DEBUG, "error: %s", ctx->errmsg);
 	return err > 0 ? -err : err;
 }

@@ -26,6 +26,8 @@ struct imgdev_ctx {
 	char errmsg[IMGDEV_ERRMSG_MAX];
 	/* How URLs are fetched (imgdev_ctx_set_fetch); its strings are the context's copies. */
 	struct imgdev_fetch_opts fetch;
+	/* How container images are chosen (imgdev_ctx_set_container); its strings are copies. */
+	struct imgdev_container_opts container;
 	/* The block hashing (hash_choice.c), chosen on first use. */
 	bool hash_chosen;
 	enum sha256mb_impl hash_impl;
@@ -43,6 +45,12 @@ struct imgdev_ctx {
  */
 int ctx_error(struct imgdev_ctx *ctx, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * A context for a source read on another thread: the fetch and container
+ * options and the log callback of parent, an error message of its own.
+ * 0 or -ENOMEM; free with imgdev_ctx_free.
+ */
+int ctx_new_child(const struct imgdev_ctx *parent, struct imgdev_ctx **child);
 /* Send a message to the log callback, if any and if priority passes. */
 void ctx_log(struct imgdev_ctx *ctx, int priority, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

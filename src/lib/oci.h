@@ -103,7 +103,7 @@ int oci_check_layout_file(struct imgdev_ctx *ctx, const char *json, size_t len);
 /* Whether digest is "sha256:" and 64 lowercase hex digits. */
 int oci_digest_valid(const char *digest);
 /*
- * Whether bytes hash to digest: 0, or -EBADMSG with a message naming what
+ * Whether bytes hash to digest: 0, or -EILSEQ with a message naming what
  * ("manifest sha256:..."), the digest expected and the one found.
  */
 int oci_check_digest(struct imgdev_ctx *ctx, const void *bytes, size_t len, const char *digest,
@@ -125,8 +125,9 @@ int oci_layout_blob_path(struct imgdev_ctx *ctx, const char *dir, const char *di
 /*
  * A small blob (an index, a manifest, a config) read whole into *bytes
  * (malloc'd, NUL-terminated, *len bytes): at most max bytes, its size the
- * descriptor's, its digest checked. 0, or -EFBIG, -EBADMSG, -errno of the
- * file with the message in ctx.
+ * descriptor's, its digest checked. 0, or -EFBIG, -EBADMSG (not its
+ * size), -EILSEQ (not its digest), -errno of the file with the message in
+ * ctx.
  */
 int oci_layout_read_blob(struct imgdev_ctx *ctx, const char *dir, const struct oci_descriptor *d,
 			 size_t max, char **bytes, size_t *len);

@@ -486,7 +486,7 @@ int oci_check_digest(struct imgdev_ctx *ctx, const void *bytes, size_t len, cons
 	for (size_t i = 0; i < SHA256_SIZE; i++)
 		snprintf(hex + 2 * i, 3, "%02x", h[i]);
 	if (strcmp(hex, digest + 7) != 0)
-		return ctx_error(ctx, EBADMSG,
+		return ctx_error(ctx, EILSEQ,
 				 "%s: digest %s expected, the content hashes to sha256:%s", what,
 				 digest, hex);
 	return 0;

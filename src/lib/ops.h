@@ -40,10 +40,13 @@ static inline double monotonic_seconds(void)
  * that the copy should start over from the first byte: the whole did not
  * match, or those bytes could not be re-read (the message in ctx). A copy
  * that did not match its digest (-EILSEQ) leaves no resume point.
+ * digest: the image hash known before the copy (the caller's, a container
+ * image's manifest's), or NULL; with received, what it must hash to.
  */
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
 		    struct imgsrc *src, struct bytesrc *received, uint64_t resume_at,
-		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res);
+		    const uint8_t *digest, const struct imgdev_provision_opts *opts,
+		    struct imgdev_provision_result *res);
 
 /* Read and decode sector 0 of bd into h; 0 or -errno with the message in ctx. */
 int bdev_read_header(struct imgdev_ctx *ctx, const struct bdev *bd, struct hdr *h);

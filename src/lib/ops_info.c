@@ -9,19 +9,55 @@
 #include <string.h>
 
 #include "bytesrc.h"
+#include "container.h"
 #include "imgsrc.h"
 #include "internal.h"
 
+/*
+ * A container image: resolved to its manifest (into info), the disk inside
+ * its layers opened into *bytes. 0 or -errno; a disk that cannot be had
+ * (none, two, a layer that is not a tar) makes the image unsupported, with
+ * the reason, and *bytes NULL.
+ */
+static int open_container(struct imgdev_ctx *ctx, const char *image, struct container_image **ci,
+			  struct imgdev_image_info *info, struct bytesrc **bytes)
+{
+	struct tar_disk_info disk;
+	int rc = container_resolve(ctx, image, ci);
+
+	if (rc < 0)
+		return rc;
+	info->container = true;
+	snprintf(info->manifest_digest, sizeof(info->manifest_digest), "%s", (*ci)->manifest.digest);
+	imgdev_format_hash((*ci)->digest, info->image_hash);
+	snprintf(info->platform, sizeof(info->platform), "%s", (*ci)->platform);
+	info->layers = (unsigned int)(*ci)->m.n_layers;
+	rc = container_open_disk(ctx, *ci, bytes);
+	if (rc == -ENOMEDIUM) {
+		snprintf(info->reason, sizeof(info->reason), "%s", imgdev_ctx_last_error(ctx));
+		return 0;
+	}
+	if (rc == 0) {
+		container_disk_info(*bytes, &disk);
+		snprintf(info->disk_path, sizeof(info->disk_path), "%s", disk.path);
+	}
+	return rc;
+}
+
 int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_image_info *info)
 {
+	struct container_image *ci = NULL;
 	struct imgsrc *src = NULL;
-	struct bytesrc *bytes;
+	struct bytesrc *bytes = NULL;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
-	rc = bytesrc_open_image(ctx, image, &bytes);
+	rc = container_names(image) ? open_container(ctx, image, &ci, info, &bytes)
+				    : bytesrc_open_image(ctx, image, &bytes);
+	if (rc == 0 && !bytes)
+		goto out; /* a container image without a disk to give: unsupported */
 	if (rc < 0)
-		return rc;
+		goto out;
 	info->file_size = bytes->size;
 	imgsrc_peek(bytes, info);
 	rc = imgsrc_open(ctx, bytes, NULL, &src);
@@ -33,14 +69,17 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	if (rc == -ESTALE)
 		rc = ctx_error(ctx, EREMOTEIO, "%s", imgdev_ctx_last_error(ctx));
 	if (rc == -EREMOTEIO || rc == -EACCES || rc == -ENOMEM)
-		return rc;
+		goto out;
 	if (rc < 0) {
 		info->supported = false;
 		snprintf(info->reason, sizeof(info->reason), "%s", imgdev_ctx_last_error(ctx));
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	info->supported = true;
 	imgsrc_info(src, info);
 	imgsrc_close(src);
-	return 0;
+out:
+	container_free(ci);
+	return rc;
 }

@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "blockdev.h"
 #include "bytesrc.h"
+#include "container.h"
 #include "header.h"
 #include "identity.h"
 #include "imgsrc.h"
@@ -92,20 +93,6 @@ static int check_write_target(struct imgdev_ctx *ctx, const struct map_backend *
 	return rc < 0 ? rc : check_room(ctx, bd, src->size_known ? src->size : 1, data_offset);
 }
 
-/*
- * How the image may be read. Map it only when its hash is given: the image
- * hash computed from the payload reads each chunk once more after the
- * write, and a mapping, unlike a copy, would show it a concurrent change of
- * the file.
- */
-static struct imgsrc_policy read_policy(const struct imgdev_provision_opts *opts)
-{
-	return (struct imgsrc_policy){
-		.map_chunks = opts->has_digest && opts->version >= 2 && opts->mmap_image,
-		.hash_given = opts->has_digest,
-	};
-}
-
 /* One provision's state, from the checks to the mapping. */
 struct provision {
 	struct imgdev_ctx *ctx;
@@ -115,6 +102,11 @@ struct provision {
 	const struct map_backend *be; /* resolved once, when mapping */
 	struct bdev probe, bd;
 	struct hdr h;
+	/* The image's hash when known before it is read: the caller's digest, a container's manifest's. */
+	bool has_digest;
+	uint8_t digest[IMGDEV_HASH_SIZE];
+	/* A container image, resolved to its manifest (its layers read only when written). */
+	struct container_image *ci;
 	struct imgsrc *src;
 	/* A source that is not a file (a URL, standard input): hashed as it is read. */
 	struct bytesrc *received;
@@ -126,19 +118,42 @@ struct provision {
 };
 
 /*
+ * How the image may be read. Map it only when its hash is given: the image
+ * hash computed from the payload reads each chunk once more after the
+ * write, and a mapping, unlike a copy, would show it a concurrent change of
+ * the file.
+ */
+static struct imgsrc_policy read_policy(const struct provision *p)
+{
+	return (struct imgsrc_policy){
+		.map_chunks = p->has_digest && p->opts->version >= 2 && p->opts->mmap_image,
+		.hash_given = p->has_digest,
+	};
+}
+
+/* Whether the image is read as it arrives: standard input, a URL, a container image. */
+static bool image_is_stream(const char *image)
+{
+	return bytesrc_names_stream(image) || container_names(image);
+}
+
+/*
  * Open the image and its format. A URL or standard input is wrapped to be
- * hashed as it is read: its identity is what was received.
+ * hashed as it is read: its identity is what was received. A container
+ * image's disk is not: its identity is its manifest's digest, and each
+ * layer is checked against its own as it is read.
  */
 static int open_image(struct provision *p)
 {
-	struct imgsrc_policy policy = read_policy(p->opts);
+	struct imgsrc_policy policy = read_policy(p);
 	struct bytesrc *bytes = NULL;
 	int rc;
 
 	p->received = NULL;
 	p->resume_at = 0;
-	rc = bytesrc_open_image(p->ctx, p->image, &bytes);
-	if (rc == 0 && bytes->fd < 0) {
+	rc = p->ci ? container_open_disk(p->ctx, p->ci, &bytes)
+		   : bytesrc_open_image(p->ctx, p->image, &bytes);
+	if (rc == 0 && bytes->fd < 0 && !p->ci) {
 		rc = bytesrc_hash_wrap(p->ctx, bytes, &bytes);
 		p->received = rc == 0 ? bytes : NULL;
 		policy.map_chunks = false;
@@ -148,10 +163,10 @@ static int open_image(struct provision *p)
 	if (rc < 0)
 		p->received = NULL;
 	/* Received whole already (a qcow2 through a temporary file): check it before any write. */
-	if (rc == 0 && p->received && p->src->data != p->src->bytes && p->opts->has_digest) {
+	if (rc == 0 && p->received && p->src->data != p->src->bytes && p->has_digest) {
 		uint8_t got[IMGDEV_HASH_SIZE];
 
-		rc = identity_check_received(p->ctx, p->received, p->src->name, p->opts->digest, got);
+		rc = identity_check_received(p->ctx, p->received, p->src->name, p->digest, got);
 	}
 	return rc;
 }
@@ -169,10 +184,10 @@ static uint64_t resume_point(const struct provision *p)
 	const struct hdr *h = &p->h;
 	const struct commit_rec *r = &h->rec;
 
-	if (!p->opts->has_digest || !bytesrc_is_url(p->image) ||
+	if (!p->has_digest || !bytesrc_is_url(p->image) ||
 	    !hdr_record_is(h, REC_STATE_WRITING) || h->version != layout_version(p->layout) ||
 	    memcmp(h->image_hash, none, IMGDEV_HASH_SIZE) != 0 ||
-	    memcmp(r->target_hash, p->opts->digest, IMGDEV_HASH_SIZE) != 0)
+	    memcmp(r->target_hash, p->digest, IMGDEV_HASH_SIZE) != 0)
 		return 0;
 	if (r->resume_at == 0 || r->resume_at % CHUNK_SIZE != 0 || r->resume_at >= r->image_size ||
 	    layout_room(&p->probe, p->data_offset) < layout_round_up(&p->probe, r->image_size))
@@ -189,7 +204,7 @@ static uint64_t resume_point(const struct provision *p)
  */
 static int open_image_resumed(struct provision *p, uint64_t at)
 {
-	struct imgsrc_policy policy = read_policy(p->opts);
+	struct imgsrc_policy policy = read_policy(p);
 	struct bytesrc *bytes = NULL;
 	int rc = bytesrc_open_url_at(p->ctx, p->image, &p->ctx->fetch, at, &bytes);
 
@@ -236,9 +251,9 @@ static bool stream_already_there(const struct provision *p)
 	const struct hdr *h = &p->h;
 
 	/* Its size is not known before it is fetched: the record's must fit. */
-	return p->opts->has_digest &&
+	return p->has_digest &&
 	       complete_record_fits(h, &p->probe, h->rec.image_size, layout_asked(p->opts)) &&
-	       hdr_is_complete(h, p->opts->digest) == 1;
+	       hdr_is_complete(h, p->digest) == 1;
 }
 
 /* A stream the device holds: the result from the record, as it was never opened. */
@@ -259,10 +274,10 @@ static int device_holds_image(struct provision *p)
 {
 	int rc;
 
-	if (bytesrc_names_stream(p->image)) {
+	if (image_is_stream(p->image)) {
 		if (stream_already_there(p))
 			return 1;
-		if (!p->opts->has_digest)
+		if (!p->has_digest)
 			ctx_log(p->ctx, LOGP_INFO,
 				"%s: without a digest, an image read as it "
 				"arrives is written: what it is is known only once received",
@@ -350,7 +365,7 @@ static int write_image(struct provision *p)
 	for (int restarts = 0; rc == 0;) {
 		p->src->room = layout_room(&p->bd, p->data_offset);
 		rc = provision_write(p->ctx, &p->bd, p->data_offset, p->src, p->received,
-				     p->resume_at, p->opts, p->res);
+				     p->resume_at, p->has_digest ? p->digest : NULL, p->opts, p->res);
 		if (rc == -ERESTART) {
 			/* The resumed copy failed on what the device held: once more, all of it. */
 			ctx_log(p->ctx, LOGP_WARNING,
@@ -378,6 +393,42 @@ static int write_image(struct provision *p)
 	return rc;
 }
 
+/*
+ * What names the image before it is read: the caller's digest, or a
+ * container image's manifest, resolved here (its refusals come before the
+ * device is opened, as a file's do). 0 or -errno.
+ */
+static int name_image(struct provision *p)
+{
+	int rc;
+
+	p->has_digest = p->opts->has_digest;
+	memcpy(p->digest, p->opts->digest, IMGDEV_HASH_SIZE);
+	if (!container_names(p->image))
+		return 0;
+	if (p->has_digest)
+		return ctx_error(p->ctx, EINVAL,
+				 "%s: a container image is named by its manifest's digest "
+				 "(REPOSITORY@sha256:...), not by --digest",
+				 p->image);
+	rc = container_resolve(p->ctx, p->image, &p->ci);
+	if (rc == 0) {
+		p->has_digest = true;
+		memcpy(p->digest, p->ci->digest, IMGDEV_HASH_SIZE);
+	}
+	return rc;
+}
+
+/* A container image written: where its disk was inside the layers, into the result. */
+static int note_disk_path(struct provision *p)
+{
+	struct tar_disk_info info;
+
+	container_disk_info(p->src->bytes, &info);
+	p->res->disk_path = strdup(info.path);
+	return p->res->disk_path ? 0 : ctx_error(p->ctx, ENOMEM, "out of memory");
+}
+
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
 		     const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
 {
@@ -395,7 +446,9 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	rc = check_provision_args(ctx, opts);
 	if (rc == 0 && !opts->no_map)
 		p.be = map_backend_now(ctx);
-	if (rc == 0 && !bytesrc_names_stream(image))
+	if (rc == 0)
+		rc = name_image(&p);
+	if (rc == 0 && !image_is_stream(image))
 		rc = open_image(&p); /* a file's refusal comes first, as always */
 	if (rc == 0)
 		rc = bdev_open(ctx, device, O_RDONLY, &p.probe);
@@ -411,7 +464,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	keep_interrupted_layout(&p);
 	p.data_offset = hdr_layout_offset(layout_version(p.layout));
 	rc = device_holds_image(&p);
-	if (rc == 1 && bytesrc_names_stream(image))
+	if (rc == 1 && image_is_stream(image))
 		result_from_record(&p);
 	if (rc == 1) {
 		p.layout = layout_of_version(p.h.version);
@@ -420,6 +473,8 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 			p.probe.path, imgdev_layout_name(p.layout));
 	} else if (rc == 0) {
 		rc = write_image(&p);
+		if (rc == 0 && p.ci)
+			rc = note_disk_path(&p);
 	}
 	res->layout = p.layout;
 	res->data_offset = p.data_offset;
@@ -432,6 +487,7 @@ out:
 	if (p.src)
 		imgsrc_drop_cache(p.src); /* what the chunks left, and all a file hash read */
 	imgsrc_close(p.src);
+	container_free(p.ci);
 	return rc < 0 ? rc : 0;
 }
 
@@ -449,5 +505,6 @@ const char *imgdev_zeroing_name(enum imgdev_zeroing zeroing)
 void imgdev_provision_result_clear(struct imgdev_provision_result *res)
 {
 	free(res->mapped_path);
+	free(res->disk_path);
 	memset(res, 0, sizeof(*res));
 }

@@ -266,9 +266,9 @@ static int commit_complete(struct imgdev_ctx *ctx, const struct bdev *bd, const 
  * ranges (so that a rerun can ask for the rest), named by a digest (which
  * the rerun checks the whole against, the bytes on the device included).
  */
-static bool copy_checkpoints(const struct imgsrc *src, const struct imgdev_provision_opts *opts)
+static bool copy_checkpoints(const struct imgsrc *src, const uint8_t *digest)
 {
-	return opts->has_digest && bytesrc_is_url(src->name) && imgsrc_is_ranged_plain_stream(src);
+	return digest && bytesrc_is_url(src->name) && imgsrc_is_ranged_plain_stream(src);
 }
 
 /*
@@ -296,7 +296,7 @@ static int copy_failed(struct imgdev_ctx *ctx, const struct bdev *bd, const stru
 
 int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data_offset,
 		    struct imgsrc *src, struct bytesrc *received, uint64_t resume_at,
-		    const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
+		    const uint8_t *digest, const struct imgdev_provision_opts *opts, struct imgdev_provision_result *res)
 {
 	struct commit_rec rec = { .version = REC_VERSION,
 				  .state = REC_STATE_WRITING,
@@ -309,13 +309,12 @@ int provision_write(struct imgdev_ctx *ctx, const struct bdev *bd, uint64_t data
 			   .src = src,
 			   .opts = opts,
 			   .resume_at = resume_at,
-			   .checkpoints = copy_checkpoints(src, opts),
+			   .checkpoints = copy_checkpoints(src, digest),
 			   .rec = &rec,
 			   .last_checkpoint = monotonic_seconds() };
 	struct identity id;
-	int rc = resume_at ? identity_init_resumed(ctx, &id, src, opts->digest)
-			   : identity_init(ctx, &id, src, opts->has_digest ? opts->digest : NULL,
-					   received);
+	int rc = resume_at ? identity_init_resumed(ctx, &id, src, digest)
+			   : identity_init(ctx, &id, src, digest, received);
 
 	atomic_init(&cp.reread_failed, false);
 	atomic_init(&cp.checkpoint_failed, false);

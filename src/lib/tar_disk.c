@@ -65,12 +65,7 @@ struct tar_disk {
 	size_t msg_size;
 };
 
-/*
- * Normalise a tar path into out: no leading "./" or "/", no empty or "."
- * components, no trailing "/". Returns false for a ".." component or a
- * path too long, which is never looked at.
- */
-static bool norm_path(const char *in, char *out, size_t size)
+bool tar_disk_norm_path(const char *in, char *out, size_t size)
 {
 	size_t len = 0;
 
@@ -253,6 +248,9 @@ static int next_header(struct tar_disk *t, struct archive_entry **e)
 {
 	int rc = archive_read_next_header(t->a, e);
 
+	/* libarchive may take a failed read past the end-of-archive blocks for the end. */
+	if (rc == ARCHIVE_EOF && t->io_rc)
+		return fail(t, EIO, "layer %zu: read failed", t->cur + 1);
 	if (rc == ARCHIVE_EOF)
 		return 0;
 	if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
@@ -284,7 +282,7 @@ static int look_at(struct tar_disk *t, struct archive_entry *e)
 	const char *base;
 	int rc;
 
-	if (!raw || !norm_path(raw, t->entry, sizeof(t->entry))) {
+	if (!raw || !tar_disk_norm_path(raw, t->entry, sizeof(t->entry))) {
 		snprintf(t->entry, sizeof(t->entry), "%s", raw ? raw : "(unnamed)");
 		return 0;
 	}
@@ -501,7 +499,7 @@ static int td_new(struct imgdev_ctx *ctx, const struct tar_layer *layers, size_t
 	*out = bs;
 	if (!o || !o->disk_path)
 		return 0;
-	if (!norm_path(o->disk_path, want, sizeof(want)) || !want[0]) {
+	if (!tar_disk_norm_path(o->disk_path, want, sizeof(want)) || !want[0]) {
 		bytesrc_close(bs);
 		return ctx_error(ctx, EINVAL, "%s: not a path a disk can have", o->disk_path);
 	}

@@ -50,6 +50,13 @@ struct tar_disk_info {
 	uint64_t data_offset;    /* the data's offset in the blob, when layer_uncompressed */
 };
 
+/*
+ * A tar path normalised into out, as the disk's path is compared: no
+ * leading "./" or "/", no empty or "." components, no trailing "/".
+ * Returns false for a ".." component or a path too long for size.
+ */
+bool tar_disk_norm_path(const char *in, char *out, size_t size);
+
 /* Fills info from a source tar_disk_open made. */
 void tar_disk_info(const struct bytesrc *disk, struct tar_disk_info *info);
 

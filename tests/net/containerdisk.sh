@@ -308,6 +308,41 @@ cd_build_twodisks() {
 	return $rc
 }
 
+# cd_build_notar OUTDIR [options]: an image whose one layer is not a tar at
+# all (64 KiB of random bytes, compressed as --layer-compression says), named
+# by its true digest: only reading it can tell.
+cd_build_notar() {
+	local s desc rc
+	cd__opts "$@" || return 1
+	[ ${#cd_args[@]} -eq 1 ] || { echo "usage: cd_build_notar OUTDIR [options]" >&2; return 1; }
+	set -- "${cd_args[@]}"
+	cd__init "$1" && s=$(cd__stage "$1") || return 1
+	head -c 65536 /dev/urandom >"$s/l1.tar" &&
+		desc=$(cd__image "$1" "$cd_platform" "$s/l1.tar") && cd__tag "$1" "$desc"
+	rc=$?
+	cd__unstage "$s"
+	return $rc
+}
+
+# cd_build_cut OUTDIR DISKFILE [options]: a containerDisk whose layer's tar
+# ends halfway through the disk's data (its header claims the whole disk),
+# the cut layer named by its true digest.
+cd_build_cut() {
+	local s desc rc size
+	cd__opts "$@" || return 1
+	[ ${#cd_args[@]} -eq 2 ] || { echo "usage: cd_build_cut OUTDIR DISKFILE [options]" >&2; return 1; }
+	set -- "${cd_args[@]}"
+	[ -f "$2" ] || { echo "containerdisk: no disk file $2" >&2; return 1; }
+	cd__init "$1" && s=$(cd__stage "$1") || return 1
+	size=$(stat -c %s "$2")
+	cd__disk_layer "$s/l1.tar" "$s/1" "$2" "${cd_disk_name:-$(basename "$2")}" &&
+		truncate -s $((1536 + size / 2)) "$s/l1.tar" &&
+		desc=$(cd__image "$1" "$cd_platform" "$s/l1.tar") && cd__tag "$1" "$desc"
+	rc=$?
+	cd__unstage "$s"
+	return $rc
+}
+
 # Reading a layout back.
 # cd_desc OUTDIR [TAG]: the descriptor index.json has for TAG (default latest).
 cd_desc() {

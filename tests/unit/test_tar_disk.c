@@ -40,10 +40,14 @@ struct ent {
 	const char *link; /* a symlink's target, or a hard link's (type 0) */
 };
 
-/* A stream over bytes it owns, handing out at most piece at a time, failing at fail_at. */
+/*
+ * A stream over bytes it owns, handing out at most piece at a time, failing
+ * at fail_at (every read from there on, or with fail_once only the first).
+ */
 struct mem {
 	uint8_t *bytes;
 	size_t size, pos, piece, fail_at;
+	bool fail_once;
 };
 
 static ssize_t mem_read(struct bytesrc *bs, void *buf, size_t len)
@@ -53,6 +57,8 @@ static ssize_t mem_read(struct bytesrc *bs, void *buf, size_t len)
 
 	if (m->pos >= m->fail_at) {
 		snprintf(bs->msg, sizeof(bs->msg), "mem: connection reset at %zu", m->pos);
+		if (m->fail_once)
+			m->fail_at = SIZE_MAX;
 		return -ECONNRESET;
 	}
 	if (n > m->piece)
@@ -631,6 +637,18 @@ static void test_layer_read_error(void **state)
 	mem_of(bs)->fail_at = mem_of(bs)->size - 100; /* in the end-of-archive blocks */
 	snprintf(msg, sizeof(msg), "mem: connection reset at %zu", mem_of(bs)->size - 100);
 	expect_open_error(&l, NULL, -ECONNRESET, msg);
+	free_layers(&l);
+
+	/*
+	 * One failure only, where the blob ends (a digest checked there), and
+	 * 0 after it: libarchive has the end-of-archive blocks by then and
+	 * takes the failed read for the end; the disk must fail all the same.
+	 */
+	bs = add_layer(&l, lower, 1, F_GZIP, 65536);
+	mem_of(bs)->fail_at = mem_of(bs)->size;
+	mem_of(bs)->fail_once = true;
+	snprintf(msg, sizeof(msg), "mem: connection reset at %zu", mem_of(bs)->size);
+	expect_read_error(&l, NULL, -ECONNRESET, msg);
 	free_layers(&l);
 	free(data);
 }
