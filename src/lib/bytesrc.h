@@ -110,6 +110,14 @@ int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgde
  */
 int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
 			uint64_t start, struct bytesrc **bs);
+/*
+ * The same, with authorization ("Authorization: SCHEME CREDENTIALS", or
+ * NULL) on the requests to the URL's origin: redirects to another origin
+ * are followed without it (a registry's blob on a CDN). Internal: the
+ * registry client's (registry.c).
+ */
+int bytesrc_open_url_auth(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+			  const char *authorization, struct bytesrc **bs);
 /* Whether name is a URL that bytesrc_open_url takes. */
 bool bytesrc_is_url(const char *name);
 /* What a URL source received (all bodies, retries included) and how often it retried. */

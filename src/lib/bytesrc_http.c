@@ -132,14 +132,29 @@ static struct http_src *http_src_new(void)
 	return h;
 }
 
-int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
-		     struct bytesrc **out)
+/*
+ * An Authorization header line onto every request's headers. It is not a
+ * header file's (file_headers stays false), so redirects to another origin
+ * are followed, and libcurl (>= 7.83, CVE-2022-27776) sends a custom
+ * Authorization only to the first URL's host, port and scheme unless
+ * CURLOPT_UNRESTRICTED_AUTH is set, which it never is here: another origin
+ * (a CDN, a bucket) does not get it. 0 or -errno with the message in ctx.
+ */
+static int add_authorization(struct imgdev_ctx *ctx, struct http_src *h, const char *authorization)
 {
-	return bytesrc_open_url_at(ctx, url, fo, 0, out);
+	struct curl_slist *l;
+
+	if (strncasecmp(authorization, "Authorization:", 14) || strpbrk(authorization, "\r\n"))
+		return ctx_error(ctx, EINVAL, "%s: not an Authorization header line", h->url);
+	l = curl_slist_append(h->headers, authorization);
+	if (!l)
+		return ctx_error(ctx, ENOMEM, "out of memory");
+	h->headers = l;
+	return 0;
 }
 
-int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
-			uint64_t start, struct bytesrc **out)
+static int open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+		    uint64_t start, const char *authorization, struct bytesrc **out)
 {
 	static const struct imgdev_fetch_opts defaults = IMGDEV_FETCH_OPTS_INIT;
 	struct bytesrc *bs;
@@ -170,6 +185,8 @@ int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct im
 	h->ctx = ctx;
 	h->start = h->stream.filled = h->stream.consumed = start;
 	rc = http_configure(ctx, h, fo ? fo : &defaults);
+	if (rc == 0 && authorization)
+		rc = add_authorization(ctx, h, authorization);
 	if (rc == 0)
 		rc = http_stream_start(ctx, h);
 	if (rc < 0) {
@@ -182,4 +199,22 @@ int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct im
 		bs->ops = &http_range_ops;
 	*out = bs;
 	return 0;
+}
+
+int bytesrc_open_url(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+		     struct bytesrc **out)
+{
+	return open_url(ctx, url, fo, 0, NULL, out);
+}
+
+int bytesrc_open_url_at(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+			uint64_t start, struct bytesrc **out)
+{
+	return open_url(ctx, url, fo, start, NULL, out);
+}
+
+int bytesrc_open_url_auth(struct imgdev_ctx *ctx, const char *url, const struct imgdev_fetch_opts *fo,
+			  const char *authorization, struct bytesrc **out)
+{
+	return open_url(ctx, url, fo, 0, authorization, out);
 }

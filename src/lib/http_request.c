@@ -1,7 +1,8 @@
 /*
  * The HTTP source's settings and request headers: the fetch options, the
  * header file (credentials: lines checked, values never echoed, wiped when
- * freed), the resume headers (If-Range), a configured libcurl handle, and
+ * freed), the resume headers (If-Range), a configured libcurl handle (its
+ * basics shared with the registry client, registry_http.c), and
  * one attempt's preparation (the Range asked for). Also the helpers every
  * part of the source uses: the clock, messages, warnings to the context.
  */
@@ -187,6 +188,29 @@ bool http_make_resume_headers(struct http_src *h)
 	return true;
 }
 
+bool http_easy_basics(CURL *e, const char *url, struct curl_slist *headers, const char *ca_file,
+		      bool insecure)
+{
+	bool https = !strncasecmp(url, "https://", 8), bad = false;
+
+	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRS) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https") !=
+	       CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "imgdev/" IMGDEV_VERSION) != CURLE_OK;
+	if (ca_file)
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK;
+	if (insecure) {
+		bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK;
+	}
+	return !bad;
+}
+
 /* A handle with everything but the request's own (data pointers, range); NULL without memory. */
 CURL *http_easy_new(struct http_src *h)
 {
@@ -195,26 +219,12 @@ CURL *http_easy_new(struct http_src *h)
 
 	if (!e)
 		return NULL;
-	bad |= curl_easy_setopt(e, CURLOPT_URL, h->url) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRS) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, h->https ? "https" : "http,https") !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "imgdev/" IMGDEV_VERSION) != CURLE_OK;
+	bad |= !http_easy_basics(e, h->url, h->headers, h->ca_file, h->insecure);
 	bad |= curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, http_xferinfo) != CURLE_OK;
-	if (h->ca_file)
-		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
-	if (h->insecure) {
-		bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK;
-		bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK;
-	}
 	if (bad) {
 		curl_easy_cleanup(e);
 		return NULL;

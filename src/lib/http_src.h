@@ -147,6 +147,14 @@ void http_warn(struct http_src *h, const char *fmt, ...) __attribute__((format(p
 void http_slist_free_wiped(struct curl_slist *list);
 int http_configure(struct imgdev_ctx *ctx, struct http_src *h, const struct imgdev_fetch_opts *fo);
 bool http_make_resume_headers(struct http_src *h);
+/*
+ * What every request of imgdev's has (the HTTP source's, the registry
+ * client's): url, headers, redirects followed (at most MAX_REDIRS, never
+ * from https to http), the user agent, TLS as ca_file and insecure say.
+ * false when libcurl refused one.
+ */
+bool http_easy_basics(CURL *e, const char *url, struct curl_slist *headers, const char *ca_file,
+		      bool insecure);
 CURL *http_easy_new(struct http_src *h);
 void http_req_prepare(struct http_req *r, bool ranged, uint64_t want, uint64_t last,
 		      struct curl_slist *headers);
