@@ -13,13 +13,49 @@
 #include "container.h"
 #include "internal.h"
 #include "oci.h"
+#include "registry.h"
 #include "sha256.h"
 
 #define DOCUMENT_MAX (4u << 20) /* an index or a manifest: a few KiB in practice */
 
 bool container_names(const char *image)
 {
-	return strncmp(image, "oci:", 4) == 0;
+	return strncmp(image, "oci:", 4) == 0 || registry_names(image);
+}
+
+/*
+ * From the registry: the manifest or index d names (NULL: the one the
+ * reference names, its digest and size into *d_out), checked against d's
+ * digest (by the registry client) and size. 0 or -errno in ctx.
+ */
+static int fetch_from_registry(struct imgdev_ctx *ctx, struct container_image *ci,
+			       const struct oci_descriptor *d, char **bytes, size_t *len,
+			       struct oci_descriptor *d_out)
+{
+	struct registry_ref ref;
+	char digest[OCI_DIGEST_MAX];
+	int rc = 0;
+
+	if (!d) {
+		rc = registry_ref_parse(ctx, ci->name, &ref);
+		if (rc == 0)
+			rc = registry_open(ctx, &ref, ctx->container.auth_file, &ci->reg);
+	}
+	if (rc == 0)
+		rc = registry_get_manifest(ctx, ci->reg, d ? d->digest : ref.digest[0] ? ref.digest : ref.tag,
+					   bytes, len, digest);
+	if (rc == 0 && d && *len != d->size)
+		rc = ctx_error(ctx, EILSEQ, "%s: manifest %s: %zu bytes, the index says %llu",
+			       ci->name, d->digest, *len, (unsigned long long)d->size);
+	if (rc == 0 && d_out) {
+		*d_out = d ? *d : (struct oci_descriptor){ .size = *len };
+		snprintf(d_out->digest, sizeof(d_out->digest), "%s", digest);
+	}
+	if (rc < 0 && *bytes) {
+		free(*bytes);
+		*bytes = NULL;
+	}
+	return rc;
 }
 
 /*
@@ -34,6 +70,9 @@ static int fetch_document(struct imgdev_ctx *ctx, struct container_image *ci,
 	struct oci_descriptor top;
 	int rc = 0;
 
+	*bytes = NULL;
+	if (registry_names(ci->name))
+		return fetch_from_registry(ctx, ci, d, bytes, len, d_out);
 	if (!d) {
 		rc = oci_layout_resolve(ctx, ci->name + 4, &ci->layout_dir, &top);
 		d = &top;
@@ -184,6 +223,7 @@ void container_free(struct container_image *ci)
 	if (!ci)
 		return;
 	oci_manifest_free(&ci->m);
+	registry_close(ci->reg);
 	free(ci->layout_dir);
 	free(ci->name);
 	free(ci);

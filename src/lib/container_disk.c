@@ -14,6 +14,7 @@
 #include "bytesrc.h"
 #include "container.h"
 #include "internal.h"
+#include "registry.h"
 #include "sha256.h"
 #include "tar_disk.h"
 
@@ -34,11 +35,16 @@ struct layer_state {
 static int layer_open(struct bytesrc *bs, struct layer_state *l)
 {
 	char *path = NULL;
-	int rc = oci_layout_blob_path(l->ctx, l->ci->layout_dir, l->d->digest, &path);
+	int rc = 0;
 
-	if (rc == 0)
-		rc = bytesrc_open_file(l->ctx, path, &l->blob);
-	free(path);
+	if (l->ci->reg) {
+		rc = registry_open_blob(l->ctx, l->ci->reg, l->d, &l->blob);
+	} else {
+		rc = oci_layout_blob_path(l->ctx, l->ci->layout_dir, l->d->digest, &path);
+		if (rc == 0)
+			rc = bytesrc_open_file(l->ctx, path, &l->blob);
+		free(path);
+	}
 	if (rc < 0)
 		snprintf(bs->msg, sizeof(bs->msg), "layer %zu (%s): %s", l->index + 1, l->d->digest,
 			 imgdev_ctx_last_error(l->ctx));

@@ -321,7 +321,7 @@ static int check_manifest(struct imgdev_ctx *ctx, struct registry *r, const char
 	if (!strncmp(reference, "sha256:", 7))
 		return oci_check_digest(ctx, resp->body ? resp->body : "", resp->len, reference, name);
 	if (!strncmp(resp->content_digest, "sha256:", 7) && strcmp(resp->content_digest, digest))
-		return ctx_error(ctx, EBADMSG,
+		return ctx_error(ctx, EILSEQ,
 				 "%s: the registry sends Docker-Content-Digest %.80s, the bytes hash to %s",
 				 name, resp->content_digest, digest);
 	return 0;
@@ -394,7 +394,7 @@ int registry_open_blob(struct imgdev_ctx *ctx, struct registry *r, const struct 
 
 		bytesrc_close(*bs);
 		*bs = NULL;
-		return ctx_error(ctx, EBADMSG, "%s: blob %s: %llu bytes, the descriptor says %llu",
+		return ctx_error(ctx, EILSEQ, "%s: blob %s: %llu bytes, the descriptor says %llu",
 				 r->image, d->digest, got, (unsigned long long)d->size);
 	}
 	(*bs)->size = d->size;

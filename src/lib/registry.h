@@ -54,7 +54,7 @@ int registry_open(struct imgdev_ctx *ctx, const struct registry_ref *ref, const 
  * OCI_MANIFEST_ACCEPT: the body (at most 4 MiB, malloc'd, NUL-terminated)
  * in *bytes and *len, the SHA-256 of its bytes in digest. A reference that
  * is a digest must be what the bytes hash to, and so must a
- * Docker-Content-Digest the registry sends (-EBADMSG otherwise). 0, or
+ * Docker-Content-Digest the registry sends (-EILSEQ otherwise). 0, or
  * -EACCES (401, 403), -ENOMEDIUM (404), -EREMOTEIO, -EBADMSG, -EINVAL (a
  * malformed reference) with the message in ctx.
  */

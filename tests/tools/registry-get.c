@@ -10,7 +10,7 @@
  * token may expire meanwhile). The library's log goes to stderr with -v
  * (info level). On error its
  * message goes to stderr, and the exit status says which errno: 9 EACCES,
- * 7 ENOMEDIUM, 11 EREMOTEIO, 10 EBADMSG, 1 anything else.
+ * 7 ENOMEDIUM, 11 EREMOTEIO, 10 EBADMSG or EILSEQ (not its digest or size), 1 anything else.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +35,8 @@ static int status_of(int rc)
 	case EACCES: return 9;
 	case ENOMEDIUM: return 7;
 	case EREMOTEIO: return 11;
-	case EBADMSG: return 10;
+	case EBADMSG:
+	case EILSEQ: return 10;
 	default: return 1;
 	}
 }
