@@ -114,6 +114,9 @@ static int provision_prepare(struct cli *cli, struct provision_args *a, const ch
 		return rc;
 	if (a->opts.has_digest)
 		return cli_usage_error(cli, "--digest and --digest-url: give one of them");
+	if (!strncmp(image, "docker://", 9) || !strncmp(image, "oci:", 4))
+		return cli_usage_error(cli, "--digest-url: a container image is named by its "
+				       "manifest's digest (REPOSITORY@sha256:...)");
 	rc = imgdev_digest_from_url(cli->ctx, a->digest_url, image, a->opts.digest);
 	if (rc < 0)
 		return cli_fail(cli, rc);

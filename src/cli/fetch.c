@@ -79,8 +79,9 @@ int cli_fetch_option(struct cli *cli, int c, const char *arg, struct cli_fetch *
 
 int cli_fetch_apply(struct cli *cli, const struct cli_fetch *f)
 {
-	if (imgdev_ctx_set_fetch(cli->ctx, &f->fetch) < 0 ||
-	    imgdev_ctx_set_container(cli->ctx, &f->container) < 0)
-		return cli_fail(cli, -EINVAL);
-	return 0;
+	int rc = imgdev_ctx_set_fetch(cli->ctx, &f->fetch);
+
+	if (rc == 0)
+		rc = imgdev_ctx_set_container(cli->ctx, &f->container);
+	return rc < 0 ? cli_fail(cli, rc) : 0;
 }

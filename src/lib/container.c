@@ -24,6 +24,18 @@ bool container_names(const char *image)
 }
 
 /*
+ * What a document's own failure means to the caller: the image is not
+ * there or not one imgdev can read (-ENOMEDIUM) for no such tag, file or
+ * platform, a malformed document, one too large; the rest (a digest, a
+ * read error) as they are. Applied where the documents are read and parsed
+ * only, not to the registry's answers, which say their own.
+ */
+static int document_errno(int rc)
+{
+	return rc == -ENOENT || rc == -EBADMSG || rc == -EFBIG ? -ENOMEDIUM : rc;
+}
+
+/*
  * From the registry: the manifest or index d names (NULL: the one the
  * reference names, its digest and size into *d_out), checked against d's
  * digest (by the registry client) and size. 0 or -errno in ctx.
@@ -36,6 +48,10 @@ static int fetch_from_registry(struct imgdev_ctx *ctx, struct container_image *c
 	char digest[OCI_DIGEST_MAX];
 	int rc = 0;
 
+	if (!d && ctx->fetch.header_file)
+		ctx_log(ctx, LOGP_WARNING,
+			"%s: the header file is not sent to registries (credentials: --auth-file)",
+			ci->name);
 	if (!d) {
 		rc = registry_ref_parse(ctx, ci->name, &ref);
 		if (rc == 0)
@@ -81,7 +97,7 @@ static int fetch_document(struct imgdev_ctx *ctx, struct container_image *ci,
 		rc = oci_layout_read_blob(ctx, ci->layout_dir, d, DOCUMENT_MAX, bytes, len);
 	if (rc == 0 && d_out)
 		*d_out = *d;
-	return rc;
+	return document_errno(rc);
 }
 
 /* "os/arch[/variant]" of an index entry. */
@@ -163,37 +179,27 @@ static int resolve(struct imgdev_ctx *ctx, struct container_image *ci)
 	int rc = fetch_document(ctx, ci, NULL, &json, &len, &ci->manifest);
 
 	if (rc == 0)
-		rc = oci_document_kind(ctx, json, len, &kind);
+		rc = document_errno(oci_document_kind(ctx, json, len, &kind));
 	if (rc == 0 && kind == OCI_KIND_INDEX) {
-		rc = pick_from_index(ctx, ci, json, len, &entry);
+		rc = document_errno(pick_from_index(ctx, ci, json, len, &entry));
 		free(json);
 		json = NULL;
 		if (rc == 0)
 			rc = fetch_document(ctx, ci, &entry, &json, &len, &ci->manifest);
 		if (rc == 0)
-			rc = oci_document_kind(ctx, json, len, &kind);
+			rc = document_errno(oci_document_kind(ctx, json, len, &kind));
 		if (rc == 0 && kind != OCI_KIND_MANIFEST)
 			rc = ctx_error(ctx, ENOTSUP, "%s: the index's entry for %s is not a manifest",
 				       ci->name, ci->platform);
 	}
 	if (rc == 0)
-		rc = oci_parse_manifest(ctx, json, len, &ci->m);
+		rc = document_errno(oci_parse_manifest(ctx, json, len, &ci->m));
 	free(json);
 	if (rc == 0)
 		rc = check_layer_types(ctx, ci);
 	if (rc == 0)
 		rc = identity_of(ctx, ci);
 	return rc;
-}
-
-/*
- * What the caller is told: the image is not there or not one imgdev can
- * read (-ENOMEDIUM) for the documents' own errnos (no such tag or
- * platform, malformed, too large); the rest as they are.
- */
-static int image_errno(int rc)
-{
-	return rc == -ENOENT || rc == -EBADMSG || rc == -EFBIG ? -ENOMEDIUM : rc;
 }
 
 int container_resolve(struct imgdev_ctx *ctx, const char *image, struct container_image **out)
@@ -209,7 +215,7 @@ int container_resolve(struct imgdev_ctx *ctx, const char *image, struct containe
 	rc = resolve(ctx, ci);
 	if (rc < 0) {
 		container_free(ci);
-		return image_errno(rc);
+		return rc;
 	}
 	ctx_log(ctx, LOGP_INFO, "%s: manifest %s%s%s, %zu layer%s", image, ci->manifest.digest,
 		ci->platform[0] ? " for " : "", ci->platform, ci->m.n_layers,

@@ -1,10 +1,13 @@
 /*
  * The disk inside a container image's layers (container.h), as a byte
- * source: each layer blob is a source of its own, opened when the disk
- * reader first reads it (a file of the layout, a blob of the registry),
- * counted and hashed as it passes, and checked against its descriptor at
- * its end; over them, tar_disk.c finds the disk and streams it. Errors keep
- * the layer's words; a blob that is not its digest is -EILSEQ.
+ * source: each layer blob is a source of its own (container_layer.c,
+ * checked against its descriptor at its end); over them, tar_disk.c finds
+ * the disk and streams it. A disk in an uncompressed layer whose blob can
+ * be read at offsets (a file of the layout, a registry that honours
+ * ranges) is also offered at offsets, the blob's from the entry's data on:
+ * a qcow2 is then read there, not through a temporary file, and the tar
+ * reader passes over the data it no longer streams. Errors keep the
+ * layer's words; a blob that is not its digest is -EILSEQ.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,144 +16,9 @@
 
 #include "bytesrc.h"
 #include "container.h"
+#include "container_layer.h"
 #include "internal.h"
-#include "registry.h"
-#include "sha256.h"
 #include "tar_disk.h"
-
-/* One layer blob, checked as it is read. */
-struct layer_state {
-	struct container_image *ci;
-	const struct oci_descriptor *d;
-	size_t index;		 /* in the manifest, 0 the lowest */
-	struct imgdev_ctx *ctx; /* the opening's and the blob source's: reads may be on any thread */
-	struct bytesrc *blob;	 /* NULL until first read */
-	struct sha256 *md;
-	uint64_t got;
-	bool ended;
-	int end_rc; /* once ended: the check's result, given to every read after */
-};
-
-/* The layer's blob source, opened on its first read. 0 or -errno, the message in bs->msg. */
-static int layer_open(struct bytesrc *bs, struct layer_state *l)
-{
-	char *path = NULL;
-	int rc = 0;
-
-	if (l->ci->reg) {
-		rc = registry_open_blob(l->ctx, l->ci->reg, l->d, &l->blob);
-	} else {
-		rc = oci_layout_blob_path(l->ctx, l->ci->layout_dir, l->d->digest, &path);
-		if (rc == 0)
-			rc = bytesrc_open_file(l->ctx, path, &l->blob);
-		free(path);
-	}
-	if (rc < 0)
-		snprintf(bs->msg, sizeof(bs->msg), "layer %zu (%s): %s", l->index + 1, l->d->digest,
-			 imgdev_ctx_last_error(l->ctx));
-	return rc == -ENOENT ? -ENOMEDIUM : rc;
-}
-
-/* At the blob's end: its size and digest the descriptor's? 0, -EIO or -EILSEQ. */
-static int layer_check_end(struct bytesrc *bs, struct layer_state *l)
-{
-	uint8_t h[SHA256_SIZE];
-	char hex[2 * SHA256_SIZE + 1];
-
-	if (l->got != l->d->size) {
-		snprintf(bs->msg, sizeof(bs->msg), "layer %zu (%s) ends after %llu of its %llu bytes",
-			 l->index + 1, l->d->digest, (unsigned long long)l->got,
-			 (unsigned long long)l->d->size);
-		return -EIO;
-	}
-	sha256_final(l->md, h);
-	for (size_t i = 0; i < SHA256_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", h[i]);
-	if (strcmp(hex, l->d->digest + 7) == 0)
-		return 0;
-	snprintf(bs->msg, sizeof(bs->msg), "layer %zu: digest %s expected, the blob hashes to sha256:%s",
-		 l->index + 1, l->d->digest, hex);
-	return -EILSEQ;
-}
-
-static ssize_t layer_read(struct bytesrc *bs, void *buf, size_t len)
-{
-	struct layer_state *l = bs->priv;
-	ssize_t n;
-	int rc;
-
-	if (l->ended)
-		return l->end_rc;
-	if (!l->blob && (rc = layer_open(bs, l)) < 0)
-		return rc;
-	n = bytesrc_read(l->blob, buf, len);
-	if (n < 0) {
-		snprintf(bs->msg, sizeof(bs->msg), "layer %zu: %s", l->index + 1,
-			 bytesrc_error(l->blob, (int)n));
-		return n;
-	}
-	if (n == 0) {
-		l->ended = true;
-		l->end_rc = layer_check_end(bs, l);
-		return l->end_rc;
-	}
-	if ((l->got += (uint64_t)n) > l->d->size) {
-		snprintf(bs->msg, sizeof(bs->msg), "layer %zu (%s) is longer than its %llu bytes",
-			 l->index + 1, l->d->digest, (unsigned long long)l->d->size);
-		return -EILSEQ;
-	}
-	sha256_update(l->md, buf, (size_t)n);
-	return n;
-}
-
-static void layer_close(struct bytesrc *bs)
-{
-	struct layer_state *l = bs->priv;
-
-	if (!l)
-		return;
-	bytesrc_close(l->blob);
-	imgdev_ctx_free(l->ctx);
-	sha256_free(l->md);
-	free(l);
-}
-
-static const struct bytesrc_ops layer_ops = {
-	.read = layer_read,
-	.close = layer_close,
-};
-
-/* A source for layer i of ci's manifest, not opened yet. 0 or -ENOMEM. */
-static int layer_new(struct imgdev_ctx *ctx, struct container_image *ci, size_t i,
-		     struct bytesrc **out)
-{
-	struct bytesrc *bs = calloc(1, sizeof(*bs));
-	struct layer_state *l = calloc(1, sizeof(*l));
-
-	if (bs) {
-		bs->ops = &layer_ops;
-		bs->priv = l;
-		bs->fd = -1;
-		bs->name = strdup(ci->m.layers[i].digest);
-	}
-	if (l) {
-		l->ci = ci;
-		l->d = &ci->m.layers[i];
-		l->index = i;
-		l->md = sha256_new();
-	}
-	if (!bs || !l || !bs->name || !l->md || ctx_new_child(ctx, &l->ctx) < 0) {
-		if (bs)
-			bytesrc_close(bs);
-		else
-			free(l);
-		return ctx_error(ctx, ENOMEM, "out of memory");
-	}
-	bs->size = l->d->size;
-	bs->size_known = true;
-	*out = bs;
-	return 0;
-}
 
 /* The disk source: the tar reader over the layers, which it owns. */
 struct disk_state {
@@ -159,22 +27,49 @@ struct disk_state {
 	struct tar_layer *tl;
 	size_t n;
 	struct tar_disk_info info;
+	/* The disk's layer's blob when the disk can be read at offsets there, else NULL. */
+	struct bytesrc *ranged;
+	bool skipping; /* told to stop streaming: the tar reader passes over the data */
 };
 
 /*
  * What an error means to the caller: a layer that is not a tar, one that
- * ends inside the disk, no disk or two, are an image imgdev cannot read
- * (-ENOMEDIUM); the rest (a digest, the registry's) as they are.
+ * ends inside an entry, no disk or two, are an image imgdev cannot read
+ * (-ENOMEDIUM); the rest (a digest, a read error, the registry's) as they
+ * are.
  */
 static int disk_errno(int rc)
 {
-	return rc == -EBADMSG || rc == -ENOTUNIQ || rc == -ENOENT || rc == -EIO ? -ENOMEDIUM : rc;
+	return rc == -EBADMSG || rc == -ENOTUNIQ || rc == -ENOENT || rc == -ENODATA ? -ENOMEDIUM
+										      : rc;
+}
+
+/*
+ * The tar reader failed on what it read (a corrupt gzip stream, a tar cut
+ * short): whether a layer it was reading is not its digest, which is then
+ * the error told (-EILSEQ, its words in msg); else rc.
+ */
+static int blame_digest(struct disk_state *s, int rc, char *msg, size_t cap)
+{
+	if (rc != -EBADMSG && rc != -ENODATA)
+		return rc;
+	for (size_t i = 0; i < s->n; i++) {
+		if (container_layer_drain(s->layers[i]) == -EILSEQ) {
+			snprintf(msg, cap, "%s", s->layers[i]->msg);
+			return -EILSEQ;
+		}
+	}
+	return rc;
 }
 
 /* The tar reader's failure into bs->msg, after the image's name (it keeps the layer's words). */
 static ssize_t disk_failed(struct bytesrc *bs, struct disk_state *s, ssize_t rc)
 {
-	snprintf(bs->msg, sizeof(bs->msg), "%s: %s", bs->name, bytesrc_error(s->tar, (int)rc));
+	char why[sizeof(bs->msg)];
+
+	snprintf(why, sizeof(why), "%s", bytesrc_error(s->tar, (int)rc));
+	rc = blame_digest(s, (int)rc, why, sizeof(why));
+	snprintf(bs->msg, sizeof(bs->msg), "%.100s: %.400s", bs->name, why);
 	return disk_errno((int)rc);
 }
 
@@ -208,10 +103,47 @@ static int disk_check(struct imgdev_ctx *ctx, const struct bytesrc *bs)
 	do
 		n = bytesrc_read(s->tar, buf, sizeof(buf));
 	while (n > 0);
-	if (n < 0)
-		return ctx_error(ctx, -disk_errno((int)n), "%s: %s", bs->name,
-				 bytesrc_error(s->tar, (int)n));
+	if (n < 0) {
+		char why[sizeof(bs->msg)];
+
+		snprintf(why, sizeof(why), "%s", bytesrc_error(s->tar, (int)n));
+		n = blame_digest(s, (int)n, why, sizeof(why));
+		return ctx_error(ctx, -disk_errno((int)n), "%s: %s", bs->name, why);
+	}
 	return 0;
+}
+
+/* The disk's bytes [off, off + len) from its layer's blob. 0 or -errno, the message in bs->msg. */
+static int disk_pread(struct bytesrc *bs, void *buf, size_t len, uint64_t off)
+{
+	struct disk_state *s = bs->priv;
+	int rc;
+
+	if (off > bs->size || len > bs->size - off) {
+		snprintf(bs->msg, sizeof(bs->msg), "%.200s: a read past the end of %.200s", bs->name,
+			 s->info.path);
+		return -EIO;
+	}
+	rc = bytesrc_pread(s->ranged, buf, len, s->info.data_offset + off);
+	if (rc < 0)
+		snprintf(bs->msg, sizeof(bs->msg), "%s: layer %zu: %s", bs->name, s->info.layer + 1,
+			 bytesrc_error(s->ranged, rc));
+	return rc < 0 ? disk_errno(rc) : 0;
+}
+
+/* Read will not be called again: the tar reader stops streaming the disk's data. */
+static void disk_advise(const struct bytesrc *bs, uint64_t off, uint64_t len,
+			enum bytesrc_advice advice)
+{
+	struct disk_state *s = bs->priv;
+
+	(void)off;
+	(void)len;
+	if (advice != BYTESRC_NO_STREAM || s->skipping)
+		return;
+	s->skipping = true;
+	container_layer_allow_ranges(s->layers[s->info.layer]);
+	tar_disk_skip_data(s->tar);
 }
 
 static void disk_close(struct bytesrc *bs)
@@ -235,6 +167,16 @@ static const struct bytesrc_ops disk_ops = {
 	.close = disk_close,
 };
 
+/* A disk in an uncompressed layer whose blob has pread: at offsets too. */
+static const struct bytesrc_ops disk_ranged_ops = {
+	.pread = disk_pread,
+	.read = disk_read,
+	.peek = disk_peek,
+	.check_unchanged = disk_check,
+	.advise = disk_advise,
+	.close = disk_close,
+};
+
 /* The layer sources, one per layer of ci's manifest, into s. 0 or -ENOMEM. */
 static int open_layers(struct imgdev_ctx *ctx, struct container_image *ci, struct disk_state *s)
 {
@@ -245,13 +187,36 @@ static int open_layers(struct imgdev_ctx *ctx, struct container_image *ci, struc
 	if (!s->layers || !s->tl)
 		return ctx_error(ctx, ENOMEM, "out of memory");
 	for (; s->n < n; s->n++) {
-		int rc = layer_new(ctx, ci, s->n, &s->layers[s->n]);
+		int rc = container_layer_new(ctx, ci, s->n, &s->layers[s->n]);
 
 		if (rc < 0)
 			return rc;
 		s->tl[s->n].bs = s->layers[s->n];
+		s->tl[s->n].skip = container_layer_skip;
 	}
 	return 0;
+}
+
+/*
+ * A disk of a known size in an uncompressed layer whose blob has pread is
+ * offered at offsets too (a qcow2 is read there: said in the log).
+ */
+static void offer_ranges(struct imgdev_ctx *ctx, struct bytesrc *bs, struct disk_state *s)
+{
+	static const uint8_t qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+	struct bytesrc *blob = container_layer_blob(s->layers[s->info.layer]);
+	uint8_t magic[4];
+
+	if (!s->info.layer_uncompressed || !bs->size_known || !blob || !blob->ops->pread)
+		return;
+	s->ranged = blob;
+	bs->ops = &disk_ranged_ops;
+	if (bytesrc_peek(s->tar, magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
+	    memcmp(magic, qcow2_magic, sizeof(magic)) == 0)
+		ctx_log(ctx, LOGP_INFO,
+			"%s: a qcow2 in an uncompressed layer: read at offsets in its blob, from "
+			"byte %llu",
+			bs->name, (unsigned long long)s->info.data_offset);
 }
 
 int container_open_disk(struct imgdev_ctx *ctx, struct container_image *ci, struct bytesrc **disk)
@@ -274,14 +239,19 @@ int container_open_disk(struct imgdev_ctx *ctx, struct container_image *ci, stru
 	if (rc == 0)
 		rc = tar_disk_open(ctx, s->tl, s->n, &o, &s->tar);
 	if (rc < 0) {
+		char why[IMGDEV_ERRMSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", imgdev_ctx_last_error(ctx));
+		rc = blame_digest(s, rc, why, sizeof(why));
 		bytesrc_close(bs);
-		return ctx_error(ctx, -disk_errno(rc), "%s: %s", ci->name, imgdev_ctx_last_error(ctx));
+		return ctx_error(ctx, -disk_errno(rc), "%s: %s", ci->name, why);
 	}
 	tar_disk_info(s->tar, &s->info);
 	bs->size = s->tar->size;
 	bs->size_known = s->tar->size_known;
 	ctx_log(ctx, LOGP_INFO, "%s: the disk is %s in layer %zu of %zu, %llu bytes", ci->name,
 		s->info.path, s->info.layer + 1, s->n, (unsigned long long)bs->size);
+	offer_ranges(ctx, bs, s);
 	*disk = bs;
 	return 0;
 }

@@ -125,9 +125,8 @@ int oci_layout_blob_path(struct imgdev_ctx *ctx, const char *dir, const char *di
 /*
  * A small blob (an index, a manifest, a config) read whole into *bytes
  * (malloc'd, NUL-terminated, *len bytes): at most max bytes, its size the
- * descriptor's, its digest checked. 0, or -EFBIG, -EBADMSG (not its
- * size), -EILSEQ (not its digest), -errno of the file with the message in
- * ctx.
+ * descriptor's, its digest checked. 0, or -EFBIG, -EILSEQ (not its size
+ * or its digest), -errno of the file with the message in ctx.
  */
 int oci_layout_read_blob(struct imgdev_ctx *ctx, const char *dir, const struct oci_descriptor *d,
 			 size_t max, char **bytes, size_t *len);

@@ -179,7 +179,7 @@ int oci_layout_read_blob(struct imgdev_ctx *ctx, const char *dir, const struct o
 	snprintf(name, sizeof(name), "blobs/sha256/%s", d->digest + 7);
 	rc = read_file(ctx, dir, name, max, bytes, len);
 	if (rc == 0 && *len != d->size)
-		rc = ctx_error(ctx, EBADMSG, "%s/%s: %zu bytes, the descriptor says %llu", dir,
+		rc = ctx_error(ctx, EILSEQ, "%s/%s: %zu bytes, the descriptor says %llu", dir,
 			       name, *len, (unsigned long long)d->size);
 	if (rc == 0)
 		rc = oci_check_digest(ctx, *bytes, *len, d->digest, d->digest);

@@ -2,7 +2,11 @@
  * `info`: what an image is and whether imgdev would provision it — the
  * format and compression found by content, virtual and allocated sizes, and
  * the refusal reason. Reads only; what each format knows comes from its
- * info operation (imgsrc.h).
+ * info operation (imgsrc.h). A container image is resolved to its
+ * platform's manifest first, and what is looked at is the disk inside its
+ * layers, read down to its first bytes only: what only reading all of them
+ * shows (a second disk further down, a layer that is not its digest) is
+ * provision's to find.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +16,7 @@
 #include "container.h"
 #include "imgsrc.h"
 #include "internal.h"
+#include "qcow2.h"
 
 /*
  * A container image: resolved to its manifest (into info), the disk inside
@@ -44,6 +49,28 @@ static int open_container(struct imgdev_ctx *ctx, const char *image, struct cont
 	return rc;
 }
 
+/*
+ * A container image's qcow2 disk that only streams (in a compressed layer):
+ * told by its header, not spooled to a temporary file (for a registry, the
+ * whole download) as provision does. Whether it was one.
+ */
+static bool stream_qcow2_peeked(struct bytesrc *bytes, struct imgdev_image_info *info)
+{
+	uint8_t h[QCOW2_PEEK_SIZE];
+	struct qcow2_peek q;
+
+	if (bytes->ops->pread || bytesrc_peek(bytes, h, sizeof(h)) != (ssize_t)sizeof(h) ||
+	    !qcow2_peek(h, sizeof(h), &q))
+		return false;
+	snprintf(info->format, sizeof(info->format), "qcow2");
+	snprintf(info->compression, sizeof(info->compression), "none");
+	info->qcow2_version = q.version;
+	info->cluster_size = q.cluster_size;
+	info->virtual_size = q.size;
+	info->supported = true;
+	return true;
+}
+
 int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_image_info *info)
 {
 	struct container_image *ci = NULL;
@@ -59,6 +86,10 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	if (rc < 0)
 		goto out;
 	info->file_size = bytes->size;
+	if (ci && stream_qcow2_peeked(bytes, info)) {
+		bytesrc_close(bytes);
+		goto out;
+	}
 	imgsrc_peek(bytes, info);
 	rc = imgsrc_open(ctx, bytes, NULL, &src);
 	/*
@@ -68,7 +99,7 @@ int imgdev_image_info(struct imgdev_ctx *ctx, const char *image, struct imgdev_i
 	 */
 	if (rc == -ESTALE)
 		rc = ctx_error(ctx, EREMOTEIO, "%s", imgdev_ctx_last_error(ctx));
-	if (rc == -EREMOTEIO || rc == -EACCES || rc == -ENOMEM)
+	if (rc == -EREMOTEIO || rc == -EACCES || rc == -ENOMEM || rc == -EILSEQ || rc == -EIO)
 		goto out;
 	if (rc < 0) {
 		info->supported = false;

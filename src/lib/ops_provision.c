@@ -126,7 +126,7 @@ struct provision {
 static struct imgsrc_policy read_policy(const struct provision *p)
 {
 	return (struct imgsrc_policy){
-		.map_chunks = p->has_digest && p->opts->version >= 2 && p->opts->mmap_image,
+		.map_chunks = p->has_digest && !p->ci && p->opts->version >= 2 && p->opts->mmap_image,
 		.hash_given = p->has_digest,
 	};
 }
@@ -371,7 +371,7 @@ static int write_image(struct provision *p)
 			ctx_log(p->ctx, LOGP_WARNING,
 				"%s; resuming did not give the image: starting over from the first byte",
 				imgdev_ctx_last_error(p->ctx));
-		} else if (rc == -ESTALE && bytesrc_is_url(p->image)) {
+		} else if (rc == -ESTALE && (bytesrc_is_url(p->image) || (p->ci && p->ci->reg))) {
 			if (restarts++ == restarts_allowed(p->ctx)) {
 				char why[IMGDEV_ERRMSG_MAX];
 
@@ -419,14 +419,18 @@ static int name_image(struct provision *p)
 	return rc;
 }
 
-/* A container image written: where its disk was inside the layers, into the result. */
-static int note_disk_path(struct provision *p)
+/*
+ * A container image written: where its disk was inside the layers, into
+ * the result (left NULL without memory: the image is committed already).
+ */
+static void note_disk_path(struct provision *p)
 {
 	struct tar_disk_info info;
 
 	container_disk_info(p->src->bytes, &info);
 	p->res->disk_path = strdup(info.path);
-	return p->res->disk_path ? 0 : ctx_error(p->ctx, ENOMEM, "out of memory");
+	if (!p->res->disk_path)
+		ctx_log(p->ctx, LOGP_WARNING, "out of memory for the disk's path");
 }
 
 int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *image,
@@ -474,7 +478,7 @@ int imgdev_provision(struct imgdev_ctx *ctx, const char *device, const char *ima
 	} else if (rc == 0) {
 		rc = write_image(&p);
 		if (rc == 0 && p.ci)
-			rc = note_disk_path(&p);
+			note_disk_path(&p);
 	}
 	res->layout = p.layout;
 	res->data_offset = p.data_offset;

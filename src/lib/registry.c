@@ -242,11 +242,13 @@ static int session_get(struct imgdev_ctx *ctx, struct registry *r, const char *w
 
 /*
  * GET /v2/ on https, or on http when https cannot be had (no connection,
- * no TLS session) and the host is loopback or the fetch is insecure.
+ * no TLS session) and the host is loopback: never elsewhere, where an
+ * attacker on the path could force the fall-back and read the credentials
+ * (--insecure only skips verifying the certificate).
  */
 static int probe(struct imgdev_ctx *ctx, struct registry *r)
 {
-	bool may_fall_back = host_is_loopback(r->ref.host) || ctx->fetch.insecure;
+	bool may_fall_back = host_is_loopback(r->ref.host);
 	const char *how = "anonymous";
 	struct reg_resp resp;
 	char url[sizeof(r->base) + 8];
@@ -256,8 +258,8 @@ static int probe(struct imgdev_ctx *ctx, struct registry *r)
 	snprintf(url, sizeof(url), "%s/v2/", r->base);
 	rc = session_get(ctx, r, "/v2/", url, NULL, 65536, may_fall_back, &resp);
 	if (rc < 0 && resp.no_connection && may_fall_back) {
-		ctx_log(ctx, LOGP_INFO, "%s: no https (%s); plain http, as for a %s registry",
-			r->image, resp.why, ctx->fetch.insecure ? "--insecure" : "loopback");
+		ctx_log(ctx, LOGP_INFO, "%s: no https (%s); plain http, as for a loopback registry",
+			r->image, resp.why);
 		reg_resp_free(&resp);
 		snprintf(r->base, sizeof(r->base), "http://%s", r->ref.host);
 		snprintf(url, sizeof(url), "%s/v2/", r->base);
@@ -312,7 +314,7 @@ static int check_manifest(struct imgdev_ctx *ctx, struct registry *r, const char
 	char name[REGISTRY_IMAGE_MAX + 256];
 
 	if (resp->too_big)
-		return ctx_error(ctx, EBADMSG, "%s: %s: larger than %u MiB", r->image, what,
+		return ctx_error(ctx, ENOMEDIUM, "%s: %s: larger than %u MiB", r->image, what,
 				 MANIFEST_MAX >> 20);
 	if (sha256_digest(resp->body ? resp->body : "", resp->len, h) < 0)
 		return ctx_error(ctx, ENOMEM, "%s: %s: cannot hash", r->image, what);

@@ -42,9 +42,9 @@ struct registry;
  * A session with the registry for ref's repository, fetching as ctx->fetch
  * says (its header file is not used) with the credentials auth_file holds
  * for it (NULL: anonymous). Probes GET /v2/ (https, or http where https
- * cannot be had and the host is loopback or fetch.insecure is set) and
+ * cannot be had and the host is loopback) and
  * answers its challenge. 0, or -EACCES (refused, or credentials needed),
- * -ENOMEDIUM, -EREMOTEIO, -EBADMSG, -EINVAL (a malformed auth file), the
+ * -ENOMEDIUM, -EREMOTEIO (the registry's answers), -EINVAL (a malformed auth file), the
  * errno of an auth file that cannot be read, with the message in ctx.
  */
 int registry_open(struct imgdev_ctx *ctx, const struct registry_ref *ref, const char *auth_file,
@@ -55,7 +55,7 @@ int registry_open(struct imgdev_ctx *ctx, const struct registry_ref *ref, const 
  * in *bytes and *len, the SHA-256 of its bytes in digest. A reference that
  * is a digest must be what the bytes hash to, and so must a
  * Docker-Content-Digest the registry sends (-EILSEQ otherwise). 0, or
- * -EACCES (401, 403), -ENOMEDIUM (404), -EREMOTEIO, -EBADMSG, -EINVAL (a
+ * -EACCES (401, 403), -ENOMEDIUM (404), -EREMOTEIO, -EILSEQ, -EINVAL (a
  * malformed reference) with the message in ctx.
  */
 int registry_get_manifest(struct imgdev_ctx *ctx, struct registry *r, const char *reference,

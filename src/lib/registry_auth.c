@@ -381,7 +381,7 @@ static char *token_url(const struct registry *r)
 	return url;
 }
 
-/* The token of the realm's JSON answer into r->authorization; 0 or -EBADMSG. */
+/* The token of the realm's JSON answer into r->authorization; 0 or -EREMOTEIO. */
 static int take_token(struct imgdev_ctx *ctx, struct registry *r, const struct reg_resp *resp)
 {
 	struct json_object *root = resp->body ? json_tokener_parse(resp->body) : NULL, *t;
@@ -394,7 +394,7 @@ static int take_token(struct imgdev_ctx *ctx, struct registry *r, const struct r
 		      json_object_is_type(t, json_type_string))))
 		tok = json_object_get_string(t);
 	if (!tok || !*tok || strpbrk(tok, "\r\n") || strlen(tok) > REGISTRY_AUTH_MAX)
-		rc = ctx_error(ctx, EBADMSG, "%s: token: the answer of %s holds no token", r->image,
+		rc = ctx_error(ctx, EREMOTEIO, "%s: token: the answer of %s holds no token", r->image,
 			       r->realm);
 	else if ((rc = set_authorization(r, "Bearer", tok)) < 0)
 		rc = ctx_error(ctx, ENOMEM, "out of memory");
@@ -432,7 +432,7 @@ int reg_auth_refresh(struct imgdev_ctx *ctx, struct registry *r)
 			       "%s: token from %s%s: %s", r->image, r->realm,
 			       r->basic ? " with the auth file's credentials" : " (anonymous)", what);
 	else if (resp.too_big)
-		rc = ctx_error(ctx, EBADMSG, "%s: token: the answer of %s is too large", r->image,
+		rc = ctx_error(ctx, EREMOTEIO, "%s: token: the answer of %s is too large", r->image,
 			       r->realm);
 	else
 		rc = take_token(ctx, r, &resp);
@@ -449,12 +449,11 @@ static int answer_bearer(struct imgdev_ctx *ctx, struct registry *r, const char 
 			 const struct reg_challenge *c)
 {
 	if (!c->realm[0] || !bytesrc_is_url(c->realm))
-		return ctx_error(ctx, EBADMSG,
+		return ctx_error(ctx, EREMOTEIO,
 				 "%s: %s: 401: the Bearer challenge names no http(s) realm",
 				 r->image, what);
 	/* Credentials go no further than the registry's own scheme: never from https to http. */
-	if (!strncasecmp(r->base, "https://", 8) && strncasecmp(c->realm, "https://", 8) &&
-	    !ctx->fetch.insecure)
+	if (!strncasecmp(r->base, "https://", 8) && strncasecmp(c->realm, "https://", 8))
 		return ctx_error(ctx, EREMOTEIO,
 				 "%s: %s: 401: the token realm %.300s is plain http, the registry https: "
 				 "refused",
@@ -471,7 +470,7 @@ int reg_auth_answer(struct imgdev_ctx *ctx, struct registry *r, const char *what
 	struct reg_challenge c;
 
 	if (!resp->www_authenticate[0] || !reg_parse_challenges(resp->www_authenticate, &c))
-		return ctx_error(ctx, EBADMSG, "%s: %s: 401 without a challenge it can read",
+		return ctx_error(ctx, EREMOTEIO, "%s: %s: 401 without a challenge it can read",
 				 r->image, what);
 	if (!strcasecmp(c.scheme, "Bearer"))
 		return answer_bearer(ctx, r, what, &c);

@@ -42,6 +42,7 @@ struct hide {
 
 struct tar_disk {
 	struct bytesrc **layers; /* the caller's, lowest first */
+	tar_layer_skip_fn **skips; /* each one's skip, or NULL */
 	size_t n;
 	size_t left;        /* layers not yet opened (those below cur) */
 	size_t cur;         /* the layer being read */
@@ -57,6 +58,7 @@ struct tar_disk {
 	uint64_t streamed;      /* of the disk's data, from libarchive */
 	bool data_eof;          /* libarchive gave the data's end */
 	bool started;           /* read went past what peek held */
+	bool skip_data;         /* tar_disk_skip_data: the disk's data is read elsewhere */
 	uint8_t held[PEEK_MAX]; /* read ahead by peek, not yet by read */
 	size_t held_len, held_pos;
 	enum phase phase;
@@ -188,21 +190,43 @@ static int fail(struct tar_disk *t, int err, const char *fmt, ...)
 	return t->rc;
 }
 
+/* Layer cur's source failed with rc: kept (its words in msg) and told to libarchive; -1. */
+static int layer_failed(struct archive *a, struct tar_disk *t, int rc)
+{
+	t->io_rc = rc;
+	snprintf(t->msg, t->msg_size, "%s", bytesrc_error(t->layers[t->cur], rc));
+	archive_set_error(a, EIO, "%s", t->msg);
+	return -1;
+}
+
 /* libarchive's read callback: the layer's next bytes. Returns how many, 0 at its end, -1 on failure. */
 static la_ssize_t layer_read_cb(struct archive *a, void *data, const void **buf)
 {
 	struct tar_disk *t = data;
-	struct bytesrc *bs = t->layers[t->cur];
-	ssize_t n = bytesrc_read(bs, t->buf, LAYER_BUF);
+	ssize_t n = bytesrc_read(t->layers[t->cur], t->buf, LAYER_BUF);
 
-	if (n < 0) {
-		t->io_rc = (int)n;
-		snprintf(t->msg, t->msg_size, "%s", bytesrc_error(bs, (int)n));
-		archive_set_error(a, EIO, "%s", t->msg);
-		return -1;
-	}
+	if (n < 0)
+		return layer_failed(a, t, (int)n);
 	*buf = t->buf;
 	return n;
+}
+
+/*
+ * libarchive's skip callback: past request bytes of layer cur without
+ * reading them, where its source can (a plain tar: libarchive calls it for
+ * the raw bytes only). Returns how many, 0 when it cannot (libarchive then
+ * reads them), -1 on failure.
+ */
+static la_int64_t layer_skip_cb(struct archive *a, void *data, la_int64_t request)
+{
+	struct tar_disk *t = data;
+	struct bytesrc *bs = t->layers[t->cur];
+	int64_t n;
+
+	if (!t->skips[t->cur] || request <= 0)
+		return 0;
+	n = t->skips[t->cur](bs, request);
+	return n < 0 ? layer_failed(a, t, (int)n) : n;
 }
 
 /* Starts reading layer cur as a tar, plain, gzip or zstd. Returns 0 or -errno. */
@@ -218,7 +242,7 @@ static int layer_open(struct tar_disk *t)
 	    archive_read_support_format_tar(t->a) != ARCHIVE_OK)
 		return fail(t, ENOTSUP, "libarchive cannot read tar, gzip or zstd itself: %s",
 			    archive_error_string(t->a));
-	if (archive_read_open(t->a, t, NULL, layer_read_cb, NULL) != ARCHIVE_OK)
+	if (archive_read_open2(t->a, t, NULL, layer_read_cb, layer_skip_cb, NULL) != ARCHIVE_OK)
 		return fail(t, EBADMSG, "layer %zu is not a tar archive: %s", t->cur + 1,
 			    archive_error_string(t->a));
 	return 0;
@@ -327,7 +351,7 @@ static int walk(struct tar_disk *t, struct archive_entry **e)
 		if (rc != 0)
 			return rc;
 		if (t->a && archive_read_data_skip(t->a) != ARCHIVE_OK)
-			return fail(t, EIO, "layer %zu ends inside %s (%s)", t->cur + 1, t->entry,
+			return fail(t, ENODATA, "layer %zu ends inside %s (%s)", t->cur + 1, t->entry,
 				    archive_error_string(t->a));
 	}
 }
@@ -354,12 +378,12 @@ static int take_disk(struct bytesrc *bs, struct tar_disk *t, struct archive_entr
 	return 0;
 }
 
-/* The disk's data has ended: whether all its declared bytes came. Returns 0 or -EIO. */
+/* The disk's data has ended: whether all its declared bytes came. Returns 0 or -ENODATA. */
 static int data_end(struct tar_disk *t, struct bytesrc *bs)
 {
 	t->phase = PH_TAIL;
 	if (bs->size_known && t->streamed != bs->size)
-		return fail(t, EIO, "layer %zu ends inside %s (%llu of %llu bytes)",
+		return fail(t, ENODATA, "layer %zu ends inside %s (%llu of %llu bytes)",
 			    t->info.layer + 1, t->info.path, (unsigned long long)t->streamed,
 			    (unsigned long long)bs->size);
 	return 0;
@@ -374,7 +398,7 @@ static ssize_t data_read(struct tar_disk *t, uint8_t *buf, size_t len)
 		la_ssize_t n = archive_read_data(t->a, buf + got, len - got);
 
 		if (n < 0)
-			return fail(t, EIO, "layer %zu ends inside %s (%s)", t->info.layer + 1,
+			return fail(t, ENODATA, "layer %zu ends inside %s (%s)", t->info.layer + 1,
 				    t->info.path, archive_error_string(t->a));
 		t->data_eof = n == 0;
 		got += (size_t)n;
@@ -411,6 +435,12 @@ static ssize_t td_read(struct bytesrc *bs, void *buf, size_t len)
 
 	if (t->held_pos < t->held_len)
 		return (ssize_t)bytesrc_take_held(t->held, t->held_len, &t->held_pos, buf, len);
+	if (t->phase == PH_DATA && t->skip_data) {
+		if (archive_read_data_skip(t->a) != ARCHIVE_OK)
+			return fail(t, ENODATA, "layer %zu ends inside %s (%s)", t->info.layer + 1,
+				    t->info.path, archive_error_string(t->a));
+		t->phase = PH_TAIL;
+	}
 	if (t->phase == PH_DATA) {
 		t->started = true;
 		n = data_read(t, buf, len);
@@ -461,6 +491,7 @@ static void td_close(struct bytesrc *bs)
 		free(t->hides[i].path);
 	free(t->hides);
 	free(t->layers);
+	free(t->skips);
 	free(t->want);
 	free(t->buf);
 	free(t);
@@ -491,10 +522,13 @@ static int td_new(struct imgdev_ctx *ctx, const struct tar_layer *layers, size_t
 	t->msg = bs->msg;
 	t->msg_size = sizeof(bs->msg);
 	if (!(bs->name = strdup("container disk")) || !(t->buf = malloc(LAYER_BUF)) ||
-	    !(t->layers = calloc(n ? n : 1, sizeof(*t->layers))))
+	    !(t->layers = calloc(n ? n : 1, sizeof(*t->layers))) ||
+	    !(t->skips = calloc(n ? n : 1, sizeof(*t->skips))))
 		goto nomem;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		t->layers[i] = layers[i].bs;
+		t->skips[i] = layers[i].skip;
+	}
 	t->n = t->left = n;
 	*out = bs;
 	if (!o || !o->disk_path)
@@ -537,6 +571,13 @@ int tar_disk_open(struct imgdev_ctx *ctx, const struct tar_layer *layers, size_t
 	}
 	*disk = bs;
 	return 0;
+}
+
+void tar_disk_skip_data(struct bytesrc *disk)
+{
+	struct tar_disk *t = disk->priv;
+
+	t->skip_data = true;
 }
 
 void tar_disk_info(const struct bytesrc *disk, struct tar_disk_info *info)

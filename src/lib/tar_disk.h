@@ -16,8 +16,20 @@
 
 struct imgdev_ctx;
 
+/*
+ * Past n bytes of a layer's stream without reading them: how many (at most
+ * n; 0 when it cannot, and they are read instead), or -errno with the
+ * message in the source's msg.
+ */
+typedef int64_t tar_layer_skip_fn(struct bytesrc *bs, int64_t n);
+
 struct tar_layer {
 	struct bytesrc *bs; /* the layer blob's bytes, read in order; owned by the caller */
+	/*
+	 * NULL, or how its stream skips: libarchive uses it to pass over the
+	 * data of an uncompressed layer's entries it does not read.
+	 */
+	tar_layer_skip_fn *skip;
 };
 
 struct tar_disk_opts {
@@ -31,7 +43,7 @@ struct tar_disk_opts {
  * layer gives them, peek its first ones (up to 4096) without consuming
  * them, size the entry's. Before its EOF read reads the rest of the layers
  * (every blob to its last byte) and fails with -ENOTUNIQ when they hold a
- * second disk, -EIO when a layer ends inside an entry, -EBADMSG when one is
+ * second disk, -ENODATA when a layer ends inside an entry, -EBADMSG when one is
  * not a tar, or a layer source's own error, the message in the source's msg.
  * The layers' sources stay the caller's and must outlive the disk source.
  * Returns 0, or -errno with the message in ctx: -ENOENT when no layer holds
@@ -40,6 +52,15 @@ struct tar_disk_opts {
  */
 int tar_disk_open(struct imgdev_ctx *ctx, const struct tar_layer *layers, size_t n,
 		  const struct tar_disk_opts *o, struct bytesrc **disk);
+
+/*
+ * The disk's data is read elsewhere (by ranges on its layer's blob, at
+ * tar_disk_info's data_offset): from now on read passes over what is left
+ * of it (through the layer's skip where it can) and reads the rest of the
+ * layers as before, giving 0 at their end or their failure; it gives no
+ * more of the disk's bytes.
+ */
+void tar_disk_skip_data(struct bytesrc *disk);
 
 /* What was found, for messages and JSON (complete once read gave EOF). */
 struct tar_disk_info {

@@ -596,7 +596,7 @@ static void test_not_tar(void **state)
 	free(data);
 }
 
-/* A layer cut inside the disk's data: -EIO at the read that meets the cut, naming the entry. */
+/* A layer cut inside the disk's data: -ENODATA at the read that meets the cut, naming the entry. */
 static void test_truncated(void **state)
 {
 	uint8_t *data = random_bytes(DSIZE, 14);
@@ -608,7 +608,7 @@ static void test_truncated(void **state)
 	for (int f = F_NONE; f <= F_ZSTD; f++) {
 		bs = add_layer(&l, ents, 1, (enum filt)f, 1 << 20);
 		mem_of(bs)->size = f == F_NONE ? 512 + DSIZE / 2 : mem_of(bs)->size / 2;
-		expect_read_error(&l, NULL, -EIO, "layer 1 ends inside disk/x.img (");
+		expect_read_error(&l, NULL, -ENODATA, "layer 1 ends inside disk/x.img (");
 		free_layers(&l);
 	}
 	free(data);
