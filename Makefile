@@ -6,8 +6,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 300
 # Which benchmarks `make bench` runs, in order: provision (local files), http (over HTTP),
-# thin (dm-thin volumes, in user-mode Linux), align (the layouts on 4096-byte-sector loop devices).
-BENCH ?= provision http thin align
+# thin (dm-thin volumes, in user-mode Linux), align (the layouts on 4096-byte-sector loop devices),
+# registry (containerDisks pulled from a registry on loopback, against skopeo).
+BENCH ?= provision http thin align registry
 # make soak: the kernel power-cut suite (guest_powercut.sh) at length: drop
 # subsets tried per stretch of writes and killed runs (make test: 256 and
 # 12), and the guest's time limit in seconds.
@@ -48,7 +49,7 @@ install: build
 bench: build
 	@tests/deps.sh bench
 	@for b in $(BENCH); do \
-		case $$b in provision | http | thin | align) ;; *) echo "make bench: BENCH names provision, http, thin and align, not $$b" >&2; exit 2 ;; esac; \
+		case $$b in provision | http | thin | align | registry) ;; *) echo "make bench: BENCH names provision, http, thin, align and registry, not $$b" >&2; exit 2 ;; esac; \
 		echo "bench/$$b"; bench/$$b || exit $$?; \
 	done
 

@@ -60,6 +60,10 @@ done
 reg_use open
 reg_push "$o/two" latest vm/two:latest
 reg_push "$o/qcow2-tar" latest vm/qcow2-tar:latest
+reg_push "$o/raw" latest vm/v2s2:latest --format v2s2
+xz -T1 -c "$img" >"$tmp/vm.raw.xz"
+cd_build "$o/xz" "$tmp/vm.raw.xz" --layer-compression none >/dev/null
+reg_push "$o/xz" latest vm/xz:latest
 reg_push "$o/raw" latest vm/corrupt:latest
 reg_auth_file "$tmp/auth.json" 2>/dev/null || true
 
@@ -107,6 +111,31 @@ expect 'a qcow2 in an uncompressed layer: read with Range requests on the blob, 
 	assert_rc 10
 	assert_contains "$err" "layer 1: digest $l expected"
 	assert_eq "$(header_hash "$d")" "$ZERO"'
+
+expect 'Docker schema 2 media types, and an xz disk: pulled, the payload of the disk file' '
+	reg_use open
+	d=$(fresh_dev v2s2.img)
+	provision "$d" "docker://$REG_HOST/vm/v2s2:latest"
+	assert_rc 0
+	m=$(curl -s -H "Accept: application/vnd.docker.distribution.manifest.v2+json" \
+		"http://$REG_HOST/v2/vm/v2s2/manifests/latest")
+	assert_eq "$(jq -r .mediaType <<<"$m")" application/vnd.docker.distribution.manifest.v2+json
+	assert_eq "$(jget image_hash "$out")" "sha256:$(printf %s "$m" | sha256sum | cut -c1-64)"
+	payload_is "$d" "$img"
+	d=$(fresh_dev xz.img)
+	provision "$d" "docker://$REG_HOST/vm/xz:latest"
+	assert_rc 0
+	payload_is "$d" "$img"'
+
+expect 'a registry that stalls in mid-blob: the transfer given up after --timeout and resumed, the payload exact' '
+	reg_use open
+	reg_proxy_start stall --fault stall --after 1M --times 1 --stall-seconds 30
+	d=$(fresh_dev stall.img)
+	run_imgdev provision "$d" "docker://$REG_PROXY/vm/raw:latest" --no-map --timeout 2
+	assert_rc 0
+	payload_is "$d" "$img"
+	reg_proxy_log stall | jq -r "select(.event == \"done\" and .range != null) | .range" | grep -q "^bytes=[1-9]"
+	reg_proxy_stop stall'
 
 expect 'htpasswd: refused without credentials (9), pulled with --auth-file, no credentials printed' '
 	reg_use htpasswd
