@@ -23,8 +23,13 @@ RECMAGIC=$(printf IMGDEVCR | od -An -tx1 | tr -d ' \n')
 rand() { # rand FILE SIZE: a file of pseudo-random bytes
 	head -c "$2" /dev/urandom >"$1"
 }
-new_disk() { # new_disk NAME SIZE: a device file of random bytes; prints its path
+# new_disk NAME SIZE: a device file of random bytes; prints its path. Drawn
+# again while blkid finds a signature in them (random bytes carry a 2-byte
+# magic such as HFS+'s at byte 1024 now and then, which provision would
+# rightly refuse to overwrite).
+new_disk() {
 	rand "$tmp/$1" "$2"
+	while blkid -p "$tmp/$1" >/dev/null 2>&1; do rand "$tmp/$1" "$2"; done
 	echo "$tmp/$1"
 }
 be64() { printf '%016x' "$1"; }
