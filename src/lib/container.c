@@ -100,12 +100,6 @@ static int fetch_document(struct imgdev_ctx *ctx, struct container_image *ci,
 	return document_errno(rc);
 }
 
-/* "os/arch[/variant]" of an index entry. */
-static void platform_name(const struct oci_descriptor *e, char *buf, size_t cap)
-{
-	snprintf(buf, cap, "%s/%s%s%s", e->os, e->arch, e->variant[0] ? "/" : "", e->variant);
-}
-
 /* An index's bytes: its entry for the platform asked (or the host's) into *entry. */
 static int pick_from_index(struct imgdev_ctx *ctx, struct container_image *ci, const char *json,
 			   size_t len, struct oci_descriptor *entry)
@@ -118,7 +112,7 @@ static int pick_from_index(struct imgdev_ctx *ctx, struct container_image *ci, c
 		rc = oci_pick_platform(ctx, e, n, ctx->container.platform, &i);
 	if (rc == 0) {
 		*entry = e[i];
-		platform_name(entry, ci->platform, sizeof(ci->platform));
+		oci_platform_name(entry, ci->platform, sizeof(ci->platform));
 	}
 	free(e);
 	if (rc < 0)
@@ -138,13 +132,6 @@ static int check_layer_types(struct imgdev_ctx *ctx, const struct container_imag
 	return 0;
 }
 
-/* The digest's 32 bytes from its 64 hex digits (validated). */
-static void digest_bytes(const char *digest, uint8_t out[IMGDEV_HASH_SIZE])
-{
-	for (size_t i = 0; i < IMGDEV_HASH_SIZE; i++)
-		sscanf(digest + 7 + 2 * i, "%2hhx", &out[i]);
-}
-
 /*
  * The image's identity: the manifest's digest; with a disk path asked for
  * (an image may hold several disks), the SHA-256 of the text "DIGEST PATH"
@@ -157,10 +144,8 @@ static int identity_of(struct imgdev_ctx *ctx, struct container_image *ci)
 	char norm[4096], text[OCI_DIGEST_MAX + sizeof(norm)];
 	int len;
 
-	if (!path) {
-		digest_bytes(ci->manifest.digest, ci->digest);
-		return 0;
-	}
+	if (!path)
+		return imgdev_parse_hash(ctx, ci->manifest.digest, ci->digest);
 	if (!tar_disk_norm_path(path, norm, sizeof(norm)) || !norm[0])
 		return ctx_error(ctx, EINVAL, "--disk-path %s: not a path a disk can have", path);
 	len = snprintf(text, sizeof(text), "%s %s", ci->manifest.digest, norm);

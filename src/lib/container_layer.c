@@ -60,7 +60,7 @@ static int layer_open(struct bytesrc *bs, struct layer_state *l)
 static int layer_check_end(struct bytesrc *bs, struct layer_state *l)
 {
 	uint8_t h[SHA256_SIZE];
-	char hex[2 * SHA256_SIZE + 1];
+	char got[OCI_DIGEST_MAX];
 	uint64_t size = 0;
 	int rc = l->got == l->d->size ? bytesrc_hash_finish(l->ctx, l->blob, h, &size) : 0;
 
@@ -75,12 +75,11 @@ static int layer_check_end(struct bytesrc *bs, struct layer_state *l)
 			 (unsigned long long)l->d->size);
 		return -EILSEQ;
 	}
-	for (size_t i = 0; i < SHA256_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", h[i]);
-	if (strcmp(hex, l->d->digest + 7) == 0)
+	imgdev_format_hash(h, got);
+	if (strcmp(got, l->d->digest) == 0)
 		return 0;
-	snprintf(bs->msg, sizeof(bs->msg), "layer %zu: digest %s expected, the blob hashes to sha256:%s",
-		 l->index + 1, l->d->digest, hex);
+	snprintf(bs->msg, sizeof(bs->msg), "layer %zu: digest %s expected, the blob hashes to %s",
+		 l->index + 1, l->d->digest, got);
 	return -EILSEQ;
 }
 

@@ -102,6 +102,15 @@ int oci_check_layout_file(struct imgdev_ctx *ctx, const char *json, size_t len);
 
 /* Whether digest is "sha256:" and 64 lowercase hex digits. */
 int oci_digest_valid(const char *digest);
+/* "os/arch" or "os/arch/variant" of an index entry into buf. */
+void oci_platform_name(const struct oci_descriptor *e, char *buf, size_t cap);
+/* The digest of bytes, "sha256:" and 64 lowercase hex digits. 0 or -ENOMEM. */
+int oci_digest_of(const void *bytes, size_t len, char digest[OCI_DIGEST_MAX]);
+/*
+ * Whether got (a digest computed) is want: 0, or -EILSEQ with a message
+ * naming what, the digest expected and the one found.
+ */
+int oci_expect_digest(struct imgdev_ctx *ctx, const char *got, const char *want, const char *what);
 /*
  * Whether bytes hash to digest: 0, or -EILSEQ with a message naming what
  * ("manifest sha256:..."), the digest expected and the one found.

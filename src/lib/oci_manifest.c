@@ -427,6 +427,11 @@ static int split_platform(struct imgdev_ctx *ctx, const char *platform, char os[
 	return 0;
 }
 
+void oci_platform_name(const struct oci_descriptor *e, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s%s%s", e->os, e->arch, e->variant[0] ? "/" : "", e->variant);
+}
+
 /* The platforms entries name, "os/arch[/variant], ..." into buf. */
 static void list_platforms(const struct oci_descriptor *e, size_t n, char *buf, size_t cap)
 {
@@ -434,10 +439,12 @@ static void list_platforms(const struct oci_descriptor *e, size_t n, char *buf, 
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && used < cap; i++) {
+		char name[sizeof(e->os) + sizeof(e->arch) + sizeof(e->variant)];
+
 		if (!e[i].os[0])
 			continue;
-		used += (size_t)snprintf(buf + used, cap - used, "%s%s/%s%s%s", used ? ", " : "",
-					 e[i].os, e[i].arch, e[i].variant[0] ? "/" : "", e[i].variant);
+		oci_platform_name(&e[i], name, sizeof(name));
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
 	}
 	if (!buf[0])
 		snprintf(buf, cap, "no platforms");
@@ -473,21 +480,32 @@ int oci_pick_platform(struct imgdev_ctx *ctx, const struct oci_descriptor *e, si
 	return ctx_error(ctx, ENOENT, "no manifest for %s; the index has %s", platform, offered);
 }
 
+int oci_digest_of(const void *bytes, size_t len, char digest[OCI_DIGEST_MAX])
+{
+	uint8_t h[SHA256_SIZE];
+
+	if (sha256_digest(bytes, len, h) < 0)
+		return -ENOMEM;
+	imgdev_format_hash(h, digest);
+	return 0;
+}
+
+int oci_expect_digest(struct imgdev_ctx *ctx, const char *got, const char *want, const char *what)
+{
+	if (strcmp(got, want) != 0)
+		return ctx_error(ctx, EILSEQ, "%s: digest %s expected, the content hashes to %s",
+				 what, want, got);
+	return 0;
+}
+
 int oci_check_digest(struct imgdev_ctx *ctx, const void *bytes, size_t len, const char *digest,
 		     const char *what)
 {
-	uint8_t h[SHA256_SIZE];
-	char hex[2 * SHA256_SIZE + 1];
+	char got[OCI_DIGEST_MAX];
 
 	if (!oci_digest_valid(digest))
 		return ctx_error(ctx, EINVAL, "%s: \"%.80s\" is not a sha256 digest", what, digest);
-	if (sha256_digest(bytes, len, h) < 0)
+	if (oci_digest_of(bytes, len, got) < 0)
 		return ctx_error(ctx, ENOMEM, "%s: cannot hash", what);
-	for (size_t i = 0; i < SHA256_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", h[i]);
-	if (strcmp(hex, digest + 7) != 0)
-		return ctx_error(ctx, EILSEQ,
-				 "%s: digest %s expected, the content hashes to sha256:%s", what,
-				 digest, hex);
-	return 0;
+	return oci_expect_digest(ctx, got, digest, what);
 }

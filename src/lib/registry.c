@@ -15,7 +15,6 @@
 #include "bytesrc.h"
 #include "internal.h"
 #include "registry.h"
-#include "sha256.h"
 
 #define REGISTRY_PREFIX "docker://"
 #define MANIFEST_MAX (4u << 20)
@@ -298,30 +297,21 @@ int registry_open(struct imgdev_ctx *ctx, const struct registry_ref *ref, const 
 	return 0;
 }
 
-static void hex_digest(const uint8_t h[SHA256_SIZE], char out[OCI_DIGEST_MAX])
-{
-	memcpy(out, "sha256:", 7);
-	for (size_t i = 0; i < SHA256_SIZE; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", h[i]);
-}
-
 /* The bytes' digest into digest, checked against the reference's and the registry's. */
 static int check_manifest(struct imgdev_ctx *ctx, struct registry *r, const char *what,
 			  const char *reference, const struct reg_resp *resp,
 			  char digest[OCI_DIGEST_MAX])
 {
-	uint8_t h[SHA256_SIZE];
 	char name[REGISTRY_IMAGE_MAX + 256];
 
 	if (resp->too_big)
 		return ctx_error(ctx, ENOMEDIUM, "%s: %s: larger than %u MiB", r->image, what,
 				 MANIFEST_MAX >> 20);
-	if (sha256_digest(resp->body ? resp->body : "", resp->len, h) < 0)
+	if (oci_digest_of(resp->body ? resp->body : "", resp->len, digest) < 0)
 		return ctx_error(ctx, ENOMEM, "%s: %s: cannot hash", r->image, what);
-	hex_digest(h, digest);
 	snprintf(name, sizeof(name), "%s: %s", r->image, what);
 	if (!strncmp(reference, "sha256:", 7))
-		return oci_check_digest(ctx, resp->body ? resp->body : "", resp->len, reference, name);
+		return oci_expect_digest(ctx, digest, reference, name);
 	if (!strncmp(resp->content_digest, "sha256:", 7) && strcmp(resp->content_digest, digest))
 		return ctx_error(ctx, EILSEQ,
 				 "%s: the registry sends Docker-Content-Digest %.80s, the bytes hash to %s",
